@@ -1,0 +1,56 @@
+"""One exception tree for opslib.
+
+Every error says what went wrong and what to do next, because the reader is an on-call
+engineer in the middle of an incident. Errors per region/queue/namespace are collected into
+results as findings (see :mod:`opslib.findings`), not raised, so the rest of a runbook goes on.
+"""
+
+from __future__ import annotations
+
+
+class OpslibError(Exception):
+    """Raised when opslib cannot do what was asked; the message says what to do next."""
+
+    exit_code = 1
+
+
+class BadInputError(OpslibError):
+    """Raised when a parameter or argument is invalid; nothing has been changed."""
+
+    exit_code = 2
+
+
+class SecretInParameterError(BadInputError):
+    """Raised when a parameter value carries a secret (password, key); secrets never go in parameters."""
+
+
+class UnknownRunbookError(BadInputError):
+    """Raised when a runbook name or path does not resolve to a notebook with a parameters cell."""
+
+
+class PreflightError(BadInputError):
+    """Raised when a read-only preflight check refuses a change (target exists, time out of window, ...)."""
+
+
+class NotFoundError(BadInputError):
+    """Raised when a named resource (queue, cluster, table, database) does not exist."""
+
+
+class ApprovalError(OpslibError):
+    """Raised when a change is applied without a valid approval for exactly that plan."""
+
+
+class ClientConfigError(OpslibError):
+    """Raised when credentials, endpoints or connection settings are missing or unusable."""
+
+
+class SandboxError(OpslibError):
+    """Raised when the local sandbox cannot be started, reached or stopped."""
+
+
+class EvidenceError(OpslibError):
+    """Raised when an evidence bundle cannot be written, read, or fails verification."""
+
+
+class RunbookTimeoutError(OpslibError):
+    """Raised when a run or a bounded wait exceeds its time limit; the message says what exists now."""

@@ -1,0 +1,1 @@
+"""Runs a notebook with papermill, validates parameters, writes the evidence bundle (in progress)."""

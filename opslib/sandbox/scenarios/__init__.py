@@ -1,0 +1,19 @@
+"""Scenario hooks: each runbook seeds its part of one coherent demo incident.
+
+A scenario module defines::
+
+    RUNBOOKS = ("dlq-redrive",)            # runbooks whose presets it provides
+
+    def seed(ctx: ScenarioContext) -> dict[str, dict]:
+        '''(Re)create this scenario's resources; idempotent: running it again resets them.
+        Returns presets: {runbook name: {parameter: value}} pointing at what it seeded.'''
+
+The sandbox calls every scenario's ``seed`` on ``opslib sandbox up`` and again on
+``opslib sandbox seed [NAME]``; presets are saved in the state dir and filled in by
+``opslib run --sandbox`` for parameters the caller did not give.
+"""
+
+from __future__ import annotations
+
+#: scenario module names under opslib.sandbox.scenarios, seeded in this order
+SCENARIOS = ("dlq", "latency", "pitr", "cost")

@@ -1,0 +1,9 @@
+"""Sandbox scenario for the cost runbook (to be filled by its issue)."""
+
+from __future__ import annotations
+
+RUNBOOKS: tuple[str, ...] = ()
+
+
+def seed(ctx) -> dict[str, dict]:
+    return {}
