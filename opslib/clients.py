@@ -23,7 +23,9 @@ PG_CONNECT_TIMEOUT = 5
 PG_STATEMENT_TIMEOUT_MS = 15_000
 
 
-def aws_session(*, region: str = "", profile: str = "", role_arn: str = "", session_name: str = "opslib"):
+def aws_session(
+    *, region: str = "", profile: str = "", role_arn: str = "", session_name: str = "opslib"
+):
     """A boto3 Session from the standard chain; assumes ``role_arn`` when given.
 
     ``AWS_ENDPOINT_URL`` (and per-service ``AWS_ENDPOINT_URL_<SERVICE>``) is honoured by botocore
@@ -35,7 +37,9 @@ def aws_session(*, region: str = "", profile: str = "", role_arn: str = "", sess
     try:
         session = boto3.Session(profile_name=profile or None, region_name=region or None)
     except botocore.exceptions.ProfileNotFound as exc:
-        raise ClientConfigError(f"AWS profile not found: {exc}. Check AWS_PROFILE / ~/.aws/config.") from exc
+        raise ClientConfigError(
+            f"AWS profile not found: {exc}. Check AWS_PROFILE / ~/.aws/config."
+        ) from exc
     if not session.region_name:
         session = boto3.Session(profile_name=profile or None, region_name=DEFAULT_REGION)
     if role_arn:
@@ -53,7 +57,7 @@ def aws_session(*, region: str = "", profile: str = "", role_arn: str = "", sess
     if session.get_credentials() is None:
         raise ClientConfigError(
             "No AWS credentials found. Set AWS_PROFILE (or run `aws sso login`), or for the local "
-            "sandbox: eval \"$(opslib sandbox env)\"."
+            'sandbox: eval "$(opslib sandbox env)".'
         )
     return session
 
@@ -83,10 +87,11 @@ def aws_client(service: str, *, region: str = "", session=None, **config_overrid
 def aws_caller_arn(*, session=None) -> str:
     """The caller's ARN for the evidence, or "" when STS is unreachable (never raises)."""
     try:
-        sts = aws_client("sts", session=session, connect_timeout=2, read_timeout=3,
-                         retries={"max_attempts": 1})
+        sts = aws_client(
+            "sts", session=session, connect_timeout=2, read_timeout=3, retries={"max_attempts": 1}
+        )
         return sts.get_caller_identity().get("Arn", "")
-    except Exception:  # the operator's identity is best-effort context, not a precondition
+    except Exception:  # noqa: BLE001 - the caller ARN is best-effort context, not a precondition
         return ""
 
 
@@ -105,7 +110,7 @@ def k8s_api(*, context: str = "", kubeconfig: str = ""):
     except (ConfigException, FileNotFoundError) as exc:
         raise ClientConfigError(
             f"No usable Kubernetes config ({exc}). Set KUBECONFIG or --context, or for the local "
-            "sandbox: eval \"$(opslib sandbox env)\"."
+            'sandbox: eval "$(opslib sandbox env)".'
         ) from exc
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How urgently a finding needs action; ordered from most to least urgent by :data:`RANK`."""
 
     CRITICAL = "critical"
@@ -69,8 +69,5 @@ def to_frame(findings: Iterable[Finding]):
     """Findings as a pandas DataFrame (severity, title, source, evidence, next_action)."""
     import pandas as pd
 
-    rows = [
-        {k: v for k, v in f.to_dict().items() if k != "data"}
-        for f in findings
-    ]
+    rows = [{k: v for k, v in f.to_dict().items() if k != "data"} for f in findings]
     return pd.DataFrame(rows, columns=["severity", "title", "source", "evidence", "next_action"])

@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from opslib.errors import ApprovalError, BadInputError
@@ -25,7 +25,7 @@ from opslib.evidence.recorder import emit_approval, emit_change, to_jsonable
 HEADLESS_ENV = "OPSLIB_HEADLESS"
 
 
-class ChangeStatus(str, Enum):
+class ChangeStatus(StrEnum):
     """What happened to one planned change."""
 
     PLANNED = "planned"
@@ -86,7 +86,9 @@ class Plan:
 
     def __str__(self) -> str:
         lines = [f"Plan: {self.title} ({len(self.changes)} change(s), hash {self.digest()[:12]})"]
-        lines += [f"  {i + 1}. {c.action} {c.target}: {c.effect}" for i, c in enumerate(self.changes)]
+        lines += [
+            f"  {i + 1}. {c.action} {c.target}: {c.effect}" for i, c in enumerate(self.changes)
+        ]
         lines += [f"  warning: {w}" for w in self.warnings]
         if self.limits:
             lines.append("  limits: " + ", ".join(f"{k}={v}" for k, v in self.limits.items()))
@@ -188,8 +190,12 @@ def approve(
         print("Nothing to apply: the plan is empty.")
         return None
     if dry_run:
-        print(f"DRY RUN: nothing changed. {len(plan.changes)} change(s) planned (hash {plan.digest()[:12]}).")
-        print("To apply: run again with dry_run=False and approved_by=<your name> (and change_ticket).")
+        print(
+            f"DRY RUN: nothing changed. {len(plan.changes)} change(s) planned (hash {plan.digest()[:12]})."
+        )
+        print(
+            "To apply: run again with dry_run=False and approved_by=<your name> (and change_ticket)."
+        )
         return None
     if not approved_by.strip():
         print("NOT APPLIED: dry_run is False but approved_by is empty; an approval is required.")
@@ -218,7 +224,9 @@ def apply(
     the change is recorded as failed and, with ``stop_on_error``, the remaining ones are skipped.
     """
     if approval is None:
-        raise ApprovalError("No approval: set dry_run=False and approved_by=<name> (or click Approve).")
+        raise ApprovalError(
+            "No approval: set dry_run=False and approved_by=<name> (or click Approve)."
+        )
     if approval.plan_hash != plan.digest():
         raise ApprovalError(
             "The approval is for a different plan (the plan changed after it was approved); "
@@ -229,20 +237,30 @@ def apply(
     for change in plan.changes:
         if failed and stop_on_error:
             outcome = ChangeOutcome(
-                change.action, change.target, ChangeStatus.SKIPPED, "skipped after an earlier failure",
+                change.action,
+                change.target,
+                ChangeStatus.SKIPPED,
+                "skipped after an earlier failure",
                 finished_at=utcnow_iso(),
             )
         else:
             try:
                 outcome = execute(change)
-            except Exception as exc:  # recorded as a failed change, shown, never swallowed
+            except Exception as exc:  # noqa: BLE001 - recorded as a failed change and shown
                 outcome = ChangeOutcome(
-                    change.action, change.target, ChangeStatus.FAILED, f"{type(exc).__name__}: {exc}",
+                    change.action,
+                    change.target,
+                    ChangeStatus.FAILED,
+                    f"{type(exc).__name__}: {exc}",
                     finished_at=utcnow_iso(),
                 )
             if not outcome.finished_at:
                 outcome = ChangeOutcome(
-                    outcome.action, outcome.target, outcome.status, outcome.detail, outcome.data,
+                    outcome.action,
+                    outcome.target,
+                    outcome.status,
+                    outcome.detail,
+                    outcome.data,
                     utcnow_iso(),
                 )
             failed = failed or outcome.status is ChangeStatus.FAILED

@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each bootstraps what it needs.
+.PHONY: demo test lint format lab bench sandbox-up sandbox-down clean
+
+VENV := .venv/bin
+PYTEST_ARGS ?=
+
+demo:
+	scripts/bootstrap.sh
+	$(VENV)/opslib demo
+
+test:
+	OPSLIB_WITH_BROWSER=1 scripts/bootstrap.sh
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/python -m pytest tests --nbval-lax notebooks $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+format:
+	$(VENV)/ruff check --fix .
+	$(VENV)/ruff format .
+
+lab:
+	scripts/bootstrap.sh
+	scripts/lab.sh
+
+bench:
+	scripts/bootstrap.sh
+	$(VENV)/python bench/runner_overhead.py
+	$(VENV)/python bench/latency_triage.py
+	$(VENV)/python bench/redrive.py
+	$(VENV)/python bench/pitr_postgres.py
+	$(VENV)/python bench/cur.py
+
+sandbox-up:
+	scripts/bootstrap.sh
+	$(VENV)/opslib sandbox up
+
+sandbox-down:
+	$(VENV)/opslib sandbox down
+
+clean: sandbox-down
+	rm -rf .venv .pytest_cache .ruff_cache evidence .bench
