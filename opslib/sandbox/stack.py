@@ -1,0 +1,468 @@
+"""The local sandbox: moto (AWS APIs), a PostgreSQL cluster and a Kubernetes API emulator.
+
+Everything listens on 127.0.0.1 on free ports and lives under one state directory::
+
+    <state>/state.json      what runs (pids + start times), the SandboxInfo, scenario results
+    <state>/presets.json    {runbook: {parameter: value}} registered by the scenario seeds
+    <state>/kubeconfig      points at the emulator
+    <state>/logs/           moto.log, kube.log, spawn-<name>.log
+    <state>/kube/           the emulator's objects.json
+    <data_root>/pg/         data/, wal_archive/, run/ (socket), postgres.log
+    <data_root>/scenarios/  files the scenarios own
+
+``data_root`` is the state dir itself when the PostgreSQL OS user can reach it, else a
+private ``/tmp/opslib-sandbox-*`` dir (e.g. under pytest's 0700 tmp dirs); ``down`` removes
+both. Processes are tracked by pid and start time and stopped by pid, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import importlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from opslib.errors import SandboxError
+from opslib.sandbox import aws_server, postgres, procs
+
+log = logging.getLogger("opslib.sandbox")
+
+REGION = "us-east-1"
+START_TIMEOUT = 30
+DEFAULT_DIR = ".sandbox"
+COMPONENTS = ("aws", "postgres", "kube")
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxInfo:
+    """Where the running sandbox's parts are. Persisted as ``info`` in ``state.json``."""
+
+    state_dir: str
+    aws_endpoint: str
+    region: str
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    pg_database: str
+    pg_data_dir: str
+    pg_wal_archive: str
+    pg_bin_dir: str
+    pg_os_user: str
+    kube_url: str
+    kubeconfig: str
+    #: scenario name -> "ExcType: message" for seeds that failed (the rest of the sandbox works)
+    scenario_errors: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    #: components whose process is not running (status() reports; up() restarts them)
+    stopped: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- state dir, lock, state file -------------------------------------------------------------
+
+
+def resolve_state_dir(state_dir: str | os.PathLike | None = None) -> Path:
+    """Argument, else ``$OPSLIB_SANDBOX_DIR``, else ``./.sandbox``; absolute."""
+    raw = state_dir or os.environ.get("OPSLIB_SANDBOX_DIR") or DEFAULT_DIR
+    return Path(raw).expanduser().resolve()
+
+
+_held: dict[str, int] = {}
+_held_guard = threading.RLock()
+
+
+@contextlib.contextmanager
+def _locked(sd: Path):
+    """An exclusive lock on the state dir across processes (re-entrant within this process:
+    a seed that spawns a process writes the state while ``up`` holds the lock)."""
+    key = str(sd)
+    with _held_guard:
+        if _held.get(key):
+            _held[key] += 1
+            try:
+                yield
+            finally:
+                _held[key] -= 1
+            return
+        sd.mkdir(parents=True, exist_ok=True)
+        fd = os.open(sd / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise SandboxError(f"Another process holds the sandbox lock {sd / '.lock'} "
+                                           "for more than 120s; is an `up` or `down` stuck?") from None
+                    time.sleep(0.1)
+            _held[key] = 1
+            try:
+                yield
+            finally:
+                _held[key] = 0
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def _read_state(sd: Path) -> dict:
+    try:
+        return json.loads((sd / "state.json").read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise SandboxError(f"{sd / 'state.json'} is not valid JSON ({exc}); run `opslib sandbox down` "
+                           "to stop what it recorded and start afresh.") from exc
+
+
+def _write_state(sd: Path, state: dict) -> None:
+    tmp = sd / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    os.replace(tmp, sd / "state.json")
+
+
+def _info_from_state(state: dict) -> SandboxInfo:
+    info = dict(state["info"])
+    info["scenario_errors"] = {n: r["error"] for n, r in state.get("scenarios", {}).items()
+                               if not r.get("ok")}
+    info["stopped"] = tuple(c for c in COMPONENTS if not _component_alive(state, c))
+    fields = {f.name for f in dataclasses.fields(SandboxInfo)}
+    return SandboxInfo(**{k: v for k, v in info.items() if k in fields})
+
+
+def _component_alive(state: dict, name: str) -> bool:
+    rec = state.get("processes", {}).get(name)
+    if name == "postgres":
+        if not rec:
+            return False
+        cluster = _cluster(state)
+        return cluster.running() and procs.start_time(cluster.postmaster_pid()) == rec.get("start")
+    return procs.alive(rec)
+
+
+def _cluster(state: dict) -> postgres.Cluster:
+    info = state["info"]
+    return postgres.Cluster(Path(info["pg_data_dir"]).parent, bin_dir=Path(info["pg_bin_dir"]),
+                            user=info["pg_os_user"])
+
+
+def _choose_data_root(sd: Path, pg_user: str) -> Path:
+    if postgres.traversable_by(sd, pg_user):
+        return sd
+    root = Path(tempfile.mkdtemp(prefix="opslib-sandbox-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    return root
+
+
+def _child_env() -> dict[str, str]:
+    """Environment of the servers: no inherited endpoint or PG* settings that could confuse them."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "PG", "KUBECONFIG", "OPSLIB_SANDBOX"))}
+    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+               AWS_DEFAULT_REGION=REGION, PYTHONUNBUFFERED="1")
+    return env
+
+
+# --- public API ------------------------------------------------------------------------------
+
+
+def up(state_dir: str | os.PathLike | None = None, *, seed: bool = True) -> SandboxInfo:
+    """Start the sandbox (idempotent: a running one is returned as is; stopped parts restart).
+
+    With ``seed``, every scenario seeds its part of the demo incident when anything was
+    (re)started or it was never seeded; a failing scenario is recorded in
+    ``info.scenario_errors`` and the others go on.
+    """
+    sd = resolve_state_dir(state_dir)
+    sd.mkdir(parents=True, exist_ok=True)
+    os.chmod(sd, 0o755)
+    with _locked(sd):
+        state = _read_state(sd)
+        started = _ensure_running(sd, state)
+        if seed and (started or not state.get("seeded")):
+            _seed_locked(sd, state, None)
+        info = _info_from_state(state)
+    for name, err in info.scenario_errors.items():
+        log.warning("sandbox scenario %s failed to seed: %s", name, err)
+    return info
+
+
+def _ensure_running(sd: Path, state: dict) -> list[str]:
+    """Start each component that is not running; return the names started."""
+    t0 = time.monotonic()
+    pg_user = (state.get("info") or {}).get("pg_os_user") or postgres.os_user()
+    bin_dir = Path((state.get("info") or {}).get("pg_bin_dir") or postgres.find_bin_dir())
+    data_root = Path(state.get("data_root") or _choose_data_root(sd, pg_user))
+    state["data_root"] = str(data_root)
+    procs_state = state.setdefault("processes", {})
+    cluster = postgres.Cluster(data_root / "pg", bin_dir=bin_dir, user=pg_user)
+    kube_dir = sd / "kube"
+    info = dict(state.get("info") or {})
+    info.update(
+        state_dir=str(sd), region=REGION, pg_host="127.0.0.1", pg_user=postgres.SUPERUSER,
+        pg_database=postgres.DATABASE, pg_data_dir=str(cluster.data),
+        pg_wal_archive=str(cluster.archive), pg_bin_dir=str(bin_dir), pg_os_user=pg_user,
+        kubeconfig=str(sd / "kubeconfig"),
+    )
+    state["info"] = info
+    started: list[str] = []
+    try:
+        if not _component_alive(state, "aws"):
+            rec = aws_server.start(log=sd / "logs" / "moto.log", env=_child_env())
+            procs_state["aws"] = rec
+            info["aws_endpoint"] = rec["url"]
+            started.append("aws")
+        _write_state(sd, state)
+
+        # kube: launch now, wait for it after PostgreSQL (both start in parallel)
+        kube_pending = None
+        if not _component_alive(state, "kube"):
+            kube_dir.mkdir(parents=True, exist_ok=True)
+            (kube_dir / "port").unlink(missing_ok=True)
+            kube_pending = procs.spawn(
+                [sys.executable, "-m", "opslib.sandbox.kube", "--port", "0", "--state", str(kube_dir)],
+                log=sd / "logs" / "kube.log", env=_child_env())
+            procs_state["kube"] = kube_pending
+            _write_state(sd, state)
+
+        if not _component_alive(state, "postgres"):
+            if cluster.running():  # a postmaster we lost track of (state rewritten): stop it first
+                cluster.stop()
+            cluster.init()
+            port = procs.free_port()
+            procs_state["postgres"] = cluster.start(port)
+            info["pg_port"] = port
+            _write_state(sd, state)
+            cluster.bootstrap(port)
+            started.append("postgres")
+
+        if kube_pending is not None:
+            port_file = kube_dir / "port"
+            ok = procs.wait_until(
+                lambda: not procs.alive(kube_pending) or port_file.exists(),
+                timeout=max(1.0, START_TIMEOUT - (time.monotonic() - t0) + 10), interval=0.1)
+            if not ok or not procs.alive(kube_pending) or not port_file.exists():
+                raise SandboxError(
+                    f"The Kubernetes API emulator did not start within {START_TIMEOUT}s. "
+                    f"Log: {sd / 'logs' / 'kube.log'}\n{procs.tail(sd / 'logs' / 'kube.log')}")
+            port = int(port_file.read_text())
+            info["kube_url"] = f"http://127.0.0.1:{port}"
+            procs_state["kube"] = {**kube_pending, "port": port}
+            from opslib.sandbox.kube import write_kubeconfig
+
+            write_kubeconfig(sd / "kubeconfig", info["kube_url"])
+            started.append("kube")
+    finally:
+        _write_state(sd, state)
+    if started:
+        log.info("sandbox: started %s in %.1fs", ", ".join(started), time.monotonic() - t0)
+    return started
+
+
+def status(state_dir: str | os.PathLike | None = None) -> SandboxInfo | None:
+    """The sandbox recorded in the state dir, or None when there is none.
+
+    ``info.stopped`` names parts whose process is gone; ``info.scenario_errors`` the seeds
+    that failed.
+    """
+    sd = resolve_state_dir(state_dir)
+    state = _read_state(sd)
+    if not state.get("info"):
+        return None
+    return _info_from_state(state)
+
+
+def down(state_dir: str | os.PathLike | None = None) -> list[str]:
+    """Stop every process the sandbox started (by pid) and remove its state.
+
+    Safe when nothing runs. Returns what was stopped (for the CLI to print).
+    """
+    sd = resolve_state_dir(state_dir)
+    if not sd.exists():
+        return []
+    stopped: list[str] = []
+    with _locked(sd):
+        state = _read_state(sd)
+        for name, rec in sorted(state.get("spawned", {}).items()):
+            if procs.stop(rec):
+                stopped.append(f"spawn:{name}")
+        for name in ("kube", "aws"):
+            if procs.stop(state.get("processes", {}).get(name)):
+                stopped.append(name)
+        if state.get("info"):
+            cluster = _cluster(state)
+            if cluster.running() and cluster.stop():
+                stopped.append("postgres")
+        data_root = state.get("data_root")
+        if data_root and Path(data_root) != sd and Path(data_root).name.startswith("opslib-sandbox-"):
+            shutil.rmtree(data_root, ignore_errors=True)
+        for child in sd.iterdir():
+            if child.name == ".lock":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    shutil.rmtree(sd, ignore_errors=True)
+    return stopped
+
+
+def env_vars(info: SandboxInfo) -> dict[str, str]:
+    """The environment that points standard clients (boto3, libpq, kubernetes) at the sandbox."""
+    return {
+        "AWS_ENDPOINT_URL": info.aws_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": info.region,
+        "AWS_REGION": info.region,
+        "PGHOST": info.pg_host,
+        "PGPORT": str(info.pg_port),
+        "PGUSER": info.pg_user,
+        "PGDATABASE": info.pg_database,
+        "KUBECONFIG": info.kubeconfig,
+        "OPSLIB_SANDBOX_DIR": info.state_dir,
+    }
+
+
+def format_env(info: SandboxInfo) -> str:
+    """``export K='V'`` lines for ``eval "$(opslib sandbox env)"``."""
+    def q(v: str) -> str:
+        return "'" + v.replace("'", "'\"'\"'") + "'"
+
+    return "\n".join(f"export {k}={q(v)}" for k, v in env_vars(info).items())
+
+
+def describe(info: SandboxInfo) -> str:
+    """A human-readable status block (for ``opslib sandbox status`` / ``up``)."""
+    lines = [
+        f"state dir   {info.state_dir}",
+        f"AWS (moto)  {info.aws_endpoint}  region {info.region}",
+        f"PostgreSQL  {info.pg_host}:{info.pg_port}  user {info.pg_user} db {info.pg_database}  "
+        f"(OS user {info.pg_os_user}, data {info.pg_data_dir}, WAL archive {info.pg_wal_archive})",
+        f"Kubernetes  {info.kube_url}  kubeconfig {info.kubeconfig}",
+    ]
+    if info.stopped:
+        lines.append(f"NOT RUNNING {', '.join(info.stopped)} (run `opslib sandbox up` to restart)")
+    for name, err in sorted(info.scenario_errors.items()):
+        lines.append(f"scenario {name} FAILED: {err}")
+    return "\n".join(lines)
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+def seed(names: list[str] | tuple[str, ...] | str | None = None,
+         state_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """Re-run the seeds of ``names`` (all when None) on the running sandbox; each resets its
+    own resources. Returns {scenario: "" when ok, else the error}."""
+    from opslib.sandbox.scenarios import SCENARIOS
+
+    if isinstance(names, str):
+        names = [names]
+    unknown = [n for n in names or () if n not in SCENARIOS]
+    if unknown:
+        from opslib.errors import BadInputError
+
+        raise BadInputError(f"Unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}.")
+    sd = resolve_state_dir(state_dir)
+    with _locked(sd):
+        state = _read_state(sd)
+        if not state.get("info"):
+            raise SandboxError(f"No sandbox in {sd}; start one with `opslib sandbox up`.")
+        dead = [c for c in COMPONENTS if not _component_alive(state, c)]
+        if dead:
+            raise SandboxError(f"Sandbox parts not running: {', '.join(dead)}; run `opslib sandbox up`.")
+        return _seed_locked(sd, state, list(names) if names else None)
+
+
+def _seed_locked(sd: Path, state: dict, names: list[str] | None) -> dict[str, str]:
+    from opslib.sandbox.context import ScenarioContext
+    from opslib.sandbox.scenarios import SCENARIOS
+
+    info = _info_from_state(state)
+    ctx = ScenarioContext(info, data_root=state.get("data_root"))
+    presets_file = sd / "presets.json"
+    try:
+        presets = json.loads(presets_file.read_text())
+    except (FileNotFoundError, ValueError):
+        presets = {}
+    results = state.setdefault("scenarios", {})
+    out: dict[str, str] = {}
+    for name in names or SCENARIOS:
+        t0 = time.monotonic()
+        old = results.get(name, {})
+        for rb in old.get("runbooks", []):
+            presets.pop(rb, None)
+        try:
+            module = importlib.import_module(f"opslib.sandbox.scenarios.{name}")
+            got = module.seed(ctx) or {}
+            if not isinstance(got, dict) or not all(isinstance(v, dict) for v in got.values()):
+                raise TypeError(f"seed() must return {{runbook: {{param: value}}}}, got {type(got).__name__}")
+            json.dumps(got)  # presets must be JSON (they become -p values)
+            presets.update(got)
+            results[name] = {"ok": True, "error": "", "runbooks": sorted(got),
+                             "seconds": round(time.monotonic() - t0, 2)}
+            out[name] = ""
+        except Exception as exc:  # noqa: BLE001 - a broken scenario must not break the sandbox; recorded
+            err = f"{type(exc).__name__}: {exc}"
+            results[name] = {"ok": False, "error": err, "runbooks": [],
+                             "traceback": traceback.format_exc(),
+                             "seconds": round(time.monotonic() - t0, 2)}
+            out[name] = err
+            log.warning("sandbox scenario %s failed: %s", name, err)
+        # re-read spawned processes a seed may have recorded meanwhile, then save
+        state["spawned"] = _read_state(sd).get("spawned", state.get("spawned", {}))
+        _write_state(sd, state)
+    state["seeded"] = True
+    _write_state(sd, state)
+    presets_file.write_text(json.dumps(presets, indent=2, sort_keys=True))
+    return out
+
+
+def presets(runbook: str, state_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The parameter values the scenarios registered for ``runbook`` ({} when none)."""
+    sd = resolve_state_dir(state_dir)
+    try:
+        return dict(json.loads((sd / "presets.json").read_text()).get(runbook, {}))
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def spawn_tracked(state_dir: str | os.PathLike, name: str, argv: list[str], *,
+                  env: dict[str, str] | None = None) -> int:
+    """Start a background process recorded under ``spawned.<name>`` (an earlier one with that
+    name is stopped first); ``down`` stops it by pid."""
+    sd = resolve_state_dir(state_dir)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    with _locked(sd):
+        state = _read_state(sd)
+        spawned = state.setdefault("spawned", {})
+        procs.stop(spawned.get(name))
+        rec = procs.spawn(argv, log=sd / "logs" / f"spawn-{safe}.log", env=env)
+        spawned[name] = rec
+        _write_state(sd, state)
+    return rec["pid"]
+
+
+def stop_spawned(state_dir: str | os.PathLike, name: str) -> bool:
+    """Stop the background process spawned as ``name``; True if it was running."""
+    sd = resolve_state_dir(state_dir)
+    with _locked(sd):
+        state = _read_state(sd)
+        rec = state.get("spawned", {}).pop(name, None)
+        _write_state(sd, state)
+    return procs.stop(rec)
