@@ -25,17 +25,31 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start(*, log: Path, env: dict[str, str]) -> dict:
-    """Start ``python -m moto.server`` on a free port; return its process record (with ``url``)."""
-    port = procs.free_port()
-    url = f"http://127.0.0.1:{port}"
-    rec = procs.spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                      log=log, env=env)
-    if not procs.wait_until(lambda: not procs.alive(rec) or _answers(url), timeout=START_TIMEOUT,
-                            interval=0.2) or not procs.alive(rec):
-        procs.stop(rec)
-        raise SandboxError(
-            f"The moto server (AWS APIs) did not answer on {url} within {START_TIMEOUT}s. "
-            f"Log: {log}\n{procs.tail(log)}"
+def start(*, log: Path, env: dict[str, str], attempts: int = 3) -> dict:
+    """Start ``python -m moto.server`` on a free port; return its process record (with ``url``).
+
+    The port is picked just before the start, so another process may grab it first: then
+    moto exits at once and the next attempt takes another port.
+    """
+    for attempt in range(1, attempts + 1):
+        port = procs.free_port()
+        url = f"http://127.0.0.1:{port}"
+        rec = procs.spawn(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            log=log,
+            env=env,
         )
-    return {**rec, "port": port, "url": url}
+        procs.wait_until(
+            lambda rec=rec, url=url: not procs.alive(rec) or _answers(url),
+            timeout=START_TIMEOUT,
+            interval=0.2,
+        )
+        if procs.alive(rec) and _answers(url):
+            return {**rec, "port": port, "url": url}
+        was_alive = procs.stop(rec)
+        if was_alive or attempt == attempts:  # hung rather than lost a port race: do not retry
+            break
+    raise SandboxError(
+        f"The moto server (AWS APIs) did not answer on {url} within {START_TIMEOUT}s. "
+        f"Log: {log}\n{procs.tail(log)}"
+    )

@@ -35,22 +35,38 @@ class ScenarioContext:
 
         from opslib.clients import aws_config
 
-        session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                region_name=region or self.info.region)
+        session = boto3.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name=region or self.info.region,
+        )
         return session.client(service, endpoint_url=self.info.aws_endpoint, config=aws_config())
 
     def pg_conninfo(self, dbname: str = "") -> str:
         """libpq conninfo for the sandbox cluster (trust auth: no password)."""
-        return (f"host={self.info.pg_host} port={self.info.pg_port} user={self.info.pg_user} "
-                f"dbname={dbname or self.info.pg_database}")
+        return (
+            f"host={self.info.pg_host} port={self.info.pg_port} user={self.info.pg_user} "
+            f"dbname={dbname or self.info.pg_database}"
+        )
 
-    def pg_connect(self, dbname: str = "", *, autocommit: bool = True,
-                   statement_timeout_ms: int = 300_000, **kw: Any):
+    def pg_connect(
+        self,
+        dbname: str = "",
+        *,
+        autocommit: bool = True,
+        statement_timeout_ms: int = 300_000,
+        **kw: Any,
+    ):
         """A psycopg connection to the sandbox (seeds may load data: a generous statement timeout)."""
         from opslib.clients import pg_connect
 
-        return pg_connect(self.pg_conninfo(dbname), runbook="sandbox-seed", autocommit=autocommit,
-                          statement_timeout_ms=statement_timeout_ms, **kw)
+        return pg_connect(
+            self.pg_conninfo(dbname),
+            runbook="sandbox-seed",
+            autocommit=autocommit,
+            statement_timeout_ms=statement_timeout_ms,
+            **kw,
+        )
 
     def k8s(self):
         """A kubernetes ``ApiClient`` on the sandbox's API emulator."""
@@ -71,8 +87,9 @@ class ScenarioContext:
         """
         from opslib.sandbox.stack import spawn_tracked
 
-        return spawn_tracked(self.info.state_dir, name, [str(a) for a in argv],
-                             env={**self.env(), **(env or {})})
+        return spawn_tracked(
+            self.info.state_dir, name, [str(a) for a in argv], env={**self.env(), **(env or {})}
+        )
 
     def scenario_dir(self, name: str) -> Path:
         """A directory owned by scenario ``name``, reachable by the PostgreSQL OS user."""

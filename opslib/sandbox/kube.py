@@ -123,7 +123,11 @@ def match_labels(selector: str, labels: dict[str, str]) -> bool:
             ok = m["nkey"] not in labels
         elif m["skey"]:
             vals = {v.strip() for v in m["vals"].split(",") if v.strip()}
-            ok = labels.get(m["skey"]) in vals if m["setop"] == "in" else labels.get(m["skey"]) not in vals
+            ok = (
+                labels.get(m["skey"]) in vals
+                if m["setop"] == "in"
+                else labels.get(m["skey"]) not in vals
+            )
         elif m["key"]:
             have = labels.get(m["key"])
             ok = have == m["val"] if m["op"] in ("=", "==") else have != m["val"]
@@ -181,7 +185,9 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
             index = {i["name"]: n for n, i in enumerate(merged)}
             for item in patch:
                 if item["name"] in index:
-                    merged[index[item["name"]]] = strategic_merge_patch(merged[index[item["name"]]], item)
+                    merged[index[item["name"]]] = strategic_merge_patch(
+                        merged[index[item["name"]]], item
+                    )
                 else:
                     merged.append(copy.deepcopy(item))
             return merged
@@ -233,7 +239,6 @@ def parse_resource_path(path: str):
     return (group, version, plural), ns, name, sub
 
 
-
 class SandboxKube(kmock.KubernetesScaffold):
     """kmock's scaffold (discovery, errors, aiohttp plumbing) plus a stateful object store."""
 
@@ -247,7 +252,11 @@ class SandboxKube(kmock.KubernetesScaffold):
         for (group, version, plural), (kind, namespaced, subs) in RESOURCES.items():
             key = f"{group}/{version}/{plural}" if group else f"{version}/{plural}"
             self.resources[key] = kmock.ResourceInfo(
-                kind=kind, namespaced=namespaced, singular=kind.lower(), verbs=VERBS, subresources=subs
+                kind=kind,
+                namespaced=namespaced,
+                singular=kind.lower(),
+                verbs=VERBS,
+                subresources=subs,
             )
         self._load()
         for ns in PRESET_NAMESPACES:
@@ -323,8 +332,13 @@ class SandboxKube(kmock.KubernetesScaffold):
             status.pop("pinReady", None)
             if plural == "deployments" and "conditions" not in status:
                 status["conditions"] = [
-                    {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
-                     "lastUpdateTime": _now(), "lastTransitionTime": _now()},
+                    {
+                        "type": "Available",
+                        "status": "True",
+                        "reason": "MinimumReplicasAvailable",
+                        "lastUpdateTime": _now(),
+                        "lastTransitionTime": _now(),
+                    },
                 ]
         elif plural == "pods":
             obj.setdefault("status", {}).setdefault("phase", "Running")
@@ -352,16 +366,24 @@ class SandboxKube(kmock.KubernetesScaffold):
             return await super().__call__(raw)
         key, ns, name, sub = parsed
         if key not in RESOURCES:
-            return _status(404, "NotFound",
-                           f"the server could not find the requested resource ({key[2]})")
+            return _status(
+                404, "NotFound", f"the server could not find the requested resource ({key[2]})"
+            )
         body = await raw.read()
         try:
             data = json.loads(body) if body else None
         except ValueError:
             return _status(400, "BadRequest", "the request body is not valid JSON")
-        req = _Req(method=raw.method.upper(), params=dict(raw.query), data=data,
-                   content_type=raw.headers.get("Content-Type", ""), raw=raw,
-                   namespace=ns, name=name, subresource=sub)
+        req = _Req(
+            method=raw.method.upper(),
+            params=dict(raw.query),
+            data=data,
+            content_type=raw.headers.get("Content-Type", ""),
+            raw=raw,
+            namespace=ns,
+            name=name,
+            subresource=sub,
+        )
         try:
             return await self._serve(req, key)
         except SelectorError as exc:
@@ -382,21 +404,29 @@ class SandboxKube(kmock.KubernetesScaffold):
 
         if sub and sub not in subresources:
             return _status(404, "NotFound", f"{plural} has no subresource {sub!r}")
-        if namespaced and ns and method in ("POST", "PUT", "PATCH") and ("", ns) not in self._bucket("", "namespaces"):
-            return _status(404, "NotFound", f'namespaces "{ns}" not found',
-                           {"name": ns, "kind": "namespaces"})
+        if (
+            namespaced
+            and ns
+            and method in ("POST", "PUT", "PATCH")
+            and ("", ns) not in self._bucket("", "namespaces")
+        ):
+            return _status(
+                404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"}
+            )
 
         if name is None:
             if method == "GET" and params.get("watch") in ("true", "1"):
                 return await self._watch(request, key, ns)
             if method == "GET":
                 items = self._select(bucket, ns, params)
-                return aiohttp.web.json_response({
-                    "apiVersion": f"{group}/{version}" if group else version,
-                    "kind": f"{kind}List",
-                    "metadata": {"resourceVersion": str(self._rv)},
-                    "items": items,
-                })
+                return aiohttp.web.json_response(
+                    {
+                        "apiVersion": f"{group}/{version}" if group else version,
+                        "kind": f"{kind}List",
+                        "metadata": {"resourceVersion": str(self._rv)},
+                        "items": items,
+                    }
+                )
             if method == "POST":
                 body = request.data if isinstance(request.data, dict) else None
                 if not body:
@@ -407,8 +437,12 @@ class SandboxKube(kmock.KubernetesScaffold):
                 if namespaced and not ns:
                     ns = meta.get("namespace") or "default"
                 if meta.get("name") and (ns, meta["name"]) in bucket:
-                    return _status(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists',
-                                   {"name": meta["name"], "kind": plural})
+                    return _status(
+                        409,
+                        "AlreadyExists",
+                        f'{plural} "{meta["name"]}" already exists',
+                        {"name": meta["name"], "kind": plural},
+                    )
                 if params.get("dryRun"):
                     return aiohttp.web.json_response(body, status=201)
                 obj = self._insert(key, ns, body)
@@ -420,13 +454,22 @@ class SandboxKube(kmock.KubernetesScaffold):
                     meta = obj["metadata"]
                     del bucket[(meta.get("namespace", ""), meta["name"])]
                     await self._notify((group, plural), "DELETED", obj)
-                return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {},
-                                                  "status": "Success", "details": {"count": len(doomed)}})
+                return aiohttp.web.json_response(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Status",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": {"count": len(doomed)},
+                    }
+                )
             return _status(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
 
         obj = bucket.get((ns, name))
         if obj is None:
-            return _status(404, "NotFound", f'{plural} "{name}" not found', {"name": name, "kind": plural})
+            return _status(
+                404, "NotFound", f'{plural} "{name}" not found', {"name": name, "kind": plural}
+            )
 
         if method == "GET":
             if sub == "scale":
@@ -459,9 +502,13 @@ class SandboxKube(kmock.KubernetesScaffold):
                     return _status(400, "BadRequest", "the request body must be a JSON object")
                 want_rv = (body.get("metadata") or {}).get("resourceVersion")
                 if want_rv and want_rv != obj["metadata"]["resourceVersion"]:
-                    return _status(409, "Conflict", f'Operation cannot be fulfilled on {plural} "{name}": '
-                                   "the object has been modified; please apply your changes to the latest "
-                                   "version and try again")
+                    return _status(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {plural} "{name}": '
+                        "the object has been modified; please apply your changes to the latest "
+                        "version and try again",
+                    )
                 new = copy.deepcopy(body)
             updated = self._apply_update(key, obj, new, sub)
             bucket[(ns, name)] = updated
@@ -469,12 +516,16 @@ class SandboxKube(kmock.KubernetesScaffold):
             return aiohttp.web.json_response(self._scale(updated) if sub == "scale" else updated)
         return _status(405, "MethodNotAllowed", f"{method} is not allowed on {plural}/{name}")
 
-    def _apply_update(self, key: tuple[str, str, str], old: dict, new: dict, sub: str | None) -> dict:
+    def _apply_update(
+        self, key: tuple[str, str, str], old: dict, new: dict, sub: str | None
+    ) -> dict:
         """Keep identity fields, bump resourceVersion, and generation when the spec changed."""
         plural = key[2]
         if sub == "scale":
             merged = copy.deepcopy(old)
-            merged.setdefault("spec", {})["replicas"] = int((new.get("spec") or {}).get("replicas", 0))
+            merged.setdefault("spec", {})["replicas"] = int(
+                (new.get("spec") or {}).get("replicas", 0)
+            )
         elif sub == "status":
             merged = copy.deepcopy(old)
             merged["status"] = new.get("status", {})
@@ -502,8 +553,11 @@ class SandboxKube(kmock.KubernetesScaffold):
         return {
             "apiVersion": "autoscaling/v1",
             "kind": "Scale",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
-                                              "creationTimestamp") if k in meta},
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in meta
+            },
             "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
             "status": {
                 "replicas": (obj.get("status") or {}).get("replicas", 0),
@@ -579,8 +633,16 @@ def write_kubeconfig(path: Path, url: str, *, namespace: str = "default") -> Pat
         "kind": "Config",
         "clusters": [{"name": "opslib-sandbox", "cluster": {"server": url}}],
         "users": [{"name": "opslib-sandbox", "user": {}}],
-        "contexts": [{"name": "opslib-sandbox", "context": {
-            "cluster": "opslib-sandbox", "user": "opslib-sandbox", "namespace": namespace}}],
+        "contexts": [
+            {
+                "name": "opslib-sandbox",
+                "context": {
+                    "cluster": "opslib-sandbox",
+                    "user": "opslib-sandbox",
+                    "namespace": namespace,
+                },
+            }
+        ],
         "current-context": "opslib-sandbox",
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -603,8 +665,10 @@ async def serve(host: str, port: int, state: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m opslib.sandbox.kube",
-                                     description="The opslib sandbox's Kubernetes API emulator.")
+    parser = argparse.ArgumentParser(
+        prog="python -m opslib.sandbox.kube",
+        description="The opslib sandbox's Kubernetes API emulator.",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--state", required=True, type=Path, help="dir for objects.json and port")

@@ -29,7 +29,9 @@ def find_bin_dir() -> Path:
     pg_config = shutil.which("pg_config")
     if pg_config:
         try:
-            out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, timeout=10)
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10
+            )
             candidates.append(Path(out.stdout.strip()))
         except (OSError, subprocess.SubprocessError):
             pass  # a broken pg_config is just one candidate less
@@ -43,7 +45,9 @@ def find_bin_dir() -> Path:
         except ValueError:
             return 0.0
 
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)]
+    candidates += [
+        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
+    ]
     for cand in candidates:
         if (cand / "initdb").exists() and (cand / "pg_ctl").exists():
             return cand
@@ -74,7 +78,11 @@ def chown(path: Path | str, user: str) -> None:
     pw = pwd.getpwnam(user)
     os.lchown(path, pw.pw_uid, pw.pw_gid)
     for root, dirs, files in os.walk(path):
-        for n in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+        for n in [
+            root,
+            *(os.path.join(root, d) for d in dirs),
+            *(os.path.join(root, f) for f in files),
+        ]:
             os.lchown(n, pw.pw_uid, pw.pw_gid)
 
 
@@ -102,8 +110,9 @@ def _run(argv: list[str], *, user: str, cwd: Path, timeout: float) -> subprocess
         kw = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, **kw)
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, **kw
+    )
 
 
 class Cluster:
@@ -133,12 +142,28 @@ class Cluster:
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(d, 0o755)
         chown(self.root, self.user)
-        res = _run([self.bin("initdb"), "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
-                    "-E", "UTF8", "--locale=C", "--no-sync"],
-                   user=self.user, cwd=self.root, timeout=120)
+        res = _run(
+            [
+                self.bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            user=self.user,
+            cwd=self.root,
+            timeout=120,
+        )
         if res.returncode != 0:
-            raise SandboxError(f"initdb failed in {self.data} (exit {res.returncode}):\n"
-                               f"{res.stderr.strip() or res.stdout.strip()}")
+            raise SandboxError(
+                f"initdb failed in {self.data} (exit {res.returncode}):\n"
+                f"{res.stderr.strip() or res.stdout.strip()}"
+            )
         preload = "pg_stat_statements" if self.has_pg_stat_statements else ""
         archive_cmd = f"test ! -f {self.archive}/%f && cp %p {self.archive}/%f"
         settings = {
@@ -175,9 +200,24 @@ class Cluster:
         """pg_ctl start on ``port``, waiting (bounded) until it accepts connections."""
         self.log.touch()
         chown(self.log, self.user)
-        res = _run([self.bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
-                    "-t", str(START_TIMEOUT), "-o", f"-p {port}", "start"],
-                   user=self.user, cwd=self.root, timeout=START_TIMEOUT + 10)
+        res = _run(
+            [
+                self.bin("pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                str(START_TIMEOUT),
+                "-o",
+                f"-p {port}",
+                "start",
+            ],
+            user=self.user,
+            cwd=self.root,
+            timeout=START_TIMEOUT + 10,
+        )
         if res.returncode != 0:
             raise SandboxError(
                 f"PostgreSQL did not start within {START_TIMEOUT}s on 127.0.0.1:{port} "
@@ -191,8 +231,12 @@ class Cluster:
         """pg_ctl stop -m fast; if that fails, SIGQUIT/SIGKILL the postmaster by its pid."""
         if not self.running():
             return False
-        res = _run([self.bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop"],
-                   user=self.user, cwd=self.root, timeout=45)
+        res = _run(
+            [self.bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "30", "stop"],
+            user=self.user,
+            cwd=self.root,
+            timeout=45,
+        )
         if res.returncode != 0 and self.running():
             pid = self.postmaster_pid()
             procs.stop({"pid": pid, "start": procs.start_time(pid)}, grace=5)
@@ -204,7 +248,9 @@ class Cluster:
 
         base = f"host=127.0.0.1 port={port} user={SUPERUSER} connect_timeout=5"
         with psycopg.connect(base + " dbname=postgres", autocommit=True) as conn:
-            exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
+            exists = conn.execute(
+                "select 1 from pg_database where datname = %s", (DATABASE,)
+            ).fetchone()
             if not exists:
                 conn.execute(f'create database "{DATABASE}"')
         if self.has_pg_stat_statements:

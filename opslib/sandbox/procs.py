@@ -54,11 +54,20 @@ def spawn(argv: list[str], *, log: Path, env: dict | None = None, cwd: str | Non
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env=env, cwd=cwd, start_new_session=True,
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
-    return {"pid": proc.pid, "start": start_time(proc.pid), "argv": [str(a) for a in argv],
-            "log": str(log)}
+    return {
+        "pid": proc.pid,
+        "start": start_time(proc.pid),
+        "argv": [str(a) for a in argv],
+        "log": str(log),
+    }
 
 
 def _reap(pid: int) -> None:

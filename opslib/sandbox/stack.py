@@ -106,8 +106,10 @@ def _locked(sd: Path):
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise SandboxError(f"Another process holds the sandbox lock {sd / '.lock'} "
-                                           "for more than 120s; is an `up` or `down` stuck?") from None
+                        raise SandboxError(
+                            f"Another process holds the sandbox lock {sd / '.lock'} "
+                            "for more than 120s; is an `up` or `down` stuck?"
+                        ) from None
                     time.sleep(0.1)
             _held[key] = 1
             try:
@@ -125,8 +127,10 @@ def _read_state(sd: Path) -> dict:
     except FileNotFoundError:
         return {}
     except ValueError as exc:
-        raise SandboxError(f"{sd / 'state.json'} is not valid JSON ({exc}); run `opslib sandbox down` "
-                           "to stop what it recorded and start afresh.") from exc
+        raise SandboxError(
+            f"{sd / 'state.json'} is not valid JSON ({exc}); run `opslib sandbox down` "
+            "to stop what it recorded and start afresh."
+        ) from exc
 
 
 def _write_state(sd: Path, state: dict) -> None:
@@ -137,8 +141,9 @@ def _write_state(sd: Path, state: dict) -> None:
 
 def _info_from_state(state: dict) -> SandboxInfo:
     info = dict(state["info"])
-    info["scenario_errors"] = {n: r["error"] for n, r in state.get("scenarios", {}).items()
-                               if not r.get("ok")}
+    info["scenario_errors"] = {
+        n: r["error"] for n, r in state.get("scenarios", {}).items() if not r.get("ok")
+    }
     info["stopped"] = tuple(c for c in COMPONENTS if not _component_alive(state, c))
     fields = {f.name for f in dataclasses.fields(SandboxInfo)}
     return SandboxInfo(**{k: v for k, v in info.items() if k in fields})
@@ -156,8 +161,9 @@ def _component_alive(state: dict, name: str) -> bool:
 
 def _cluster(state: dict) -> postgres.Cluster:
     info = state["info"]
-    return postgres.Cluster(Path(info["pg_data_dir"]).parent, bin_dir=Path(info["pg_bin_dir"]),
-                            user=info["pg_os_user"])
+    return postgres.Cluster(
+        Path(info["pg_data_dir"]).parent, bin_dir=Path(info["pg_bin_dir"]), user=info["pg_os_user"]
+    )
 
 
 def _choose_data_root(sd: Path, pg_user: str) -> Path:
@@ -170,10 +176,17 @@ def _choose_data_root(sd: Path, pg_user: str) -> Path:
 
 def _child_env() -> dict[str, str]:
     """Environment of the servers: no inherited endpoint or PG* settings that could confuse them."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "PG", "KUBECONFIG", "OPSLIB_SANDBOX"))}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION=REGION, PYTHONUNBUFFERED="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "PG", "KUBECONFIG", "OPSLIB_SANDBOX"))
+    }
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=REGION,
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
@@ -213,13 +226,21 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
     kube_dir = sd / "kube"
     info = dict(state.get("info") or {})
     info.update(
-        state_dir=str(sd), region=REGION, pg_host="127.0.0.1", pg_user=postgres.SUPERUSER,
-        pg_database=postgres.DATABASE, pg_data_dir=str(cluster.data),
-        pg_wal_archive=str(cluster.archive), pg_bin_dir=str(bin_dir), pg_os_user=pg_user,
+        state_dir=str(sd),
+        region=REGION,
+        pg_host="127.0.0.1",
+        pg_user=postgres.SUPERUSER,
+        pg_database=postgres.DATABASE,
+        pg_data_dir=str(cluster.data),
+        pg_wal_archive=str(cluster.archive),
+        pg_bin_dir=str(bin_dir),
+        pg_os_user=pg_user,
         kubeconfig=str(sd / "kubeconfig"),
     )
     state["info"] = info
     started: list[str] = []
+    kube_pending: dict | None = None
+    pg_started_here = False
     try:
         if not _component_alive(state, "aws"):
             rec = aws_server.start(log=sd / "logs" / "moto.log", env=_child_env())
@@ -229,13 +250,22 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
         _write_state(sd, state)
 
         # kube: launch now, wait for it after PostgreSQL (both start in parallel)
-        kube_pending = None
         if not _component_alive(state, "kube"):
             kube_dir.mkdir(parents=True, exist_ok=True)
             (kube_dir / "port").unlink(missing_ok=True)
             kube_pending = procs.spawn(
-                [sys.executable, "-m", "opslib.sandbox.kube", "--port", "0", "--state", str(kube_dir)],
-                log=sd / "logs" / "kube.log", env=_child_env())
+                [
+                    sys.executable,
+                    "-m",
+                    "opslib.sandbox.kube",
+                    "--port",
+                    "0",
+                    "--state",
+                    str(kube_dir),
+                ],
+                log=sd / "logs" / "kube.log",
+                env=_child_env(),
+            )
             procs_state["kube"] = kube_pending
             _write_state(sd, state)
 
@@ -245,6 +275,7 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
             cluster.init()
             port = procs.free_port()
             procs_state["postgres"] = cluster.start(port)
+            pg_started_here = True
             info["pg_port"] = port
             _write_state(sd, state)
             cluster.bootstrap(port)
@@ -254,11 +285,14 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
             port_file = kube_dir / "port"
             ok = procs.wait_until(
                 lambda: not procs.alive(kube_pending) or port_file.exists(),
-                timeout=max(1.0, START_TIMEOUT - (time.monotonic() - t0) + 10), interval=0.1)
+                timeout=max(1.0, START_TIMEOUT - (time.monotonic() - t0) + 10),
+                interval=0.1,
+            )
             if not ok or not procs.alive(kube_pending) or not port_file.exists():
                 raise SandboxError(
                     f"The Kubernetes API emulator did not start within {START_TIMEOUT}s. "
-                    f"Log: {sd / 'logs' / 'kube.log'}\n{procs.tail(sd / 'logs' / 'kube.log')}")
+                    f"Log: {sd / 'logs' / 'kube.log'}\n{procs.tail(sd / 'logs' / 'kube.log')}"
+                )
             port = int(port_file.read_text())
             info["kube_url"] = f"http://127.0.0.1:{port}"
             procs_state["kube"] = {**kube_pending, "port": port}
@@ -266,6 +300,14 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
 
             write_kubeconfig(sd / "kubeconfig", info["kube_url"])
             started.append("kube")
+    except BaseException:
+        # leave nothing half-started behind: stop what this call started, then report
+        for name in ("kube", "aws"):
+            if name in started or (name == "kube" and kube_pending is not None):
+                procs.stop(procs_state.get(name))
+        if pg_started_here:
+            cluster.stop()
+        raise
     finally:
         _write_state(sd, state)
     if started:
@@ -308,7 +350,11 @@ def down(state_dir: str | os.PathLike | None = None) -> list[str]:
             if cluster.running() and cluster.stop():
                 stopped.append("postgres")
         data_root = state.get("data_root")
-        if data_root and Path(data_root) != sd and Path(data_root).name.startswith("opslib-sandbox-"):
+        if (
+            data_root
+            and Path(data_root) != sd
+            and Path(data_root).name.startswith("opslib-sandbox-")
+        ):
             shutil.rmtree(data_root, ignore_errors=True)
         for child in sd.iterdir():
             if child.name == ".lock":
@@ -340,6 +386,7 @@ def env_vars(info: SandboxInfo) -> dict[str, str]:
 
 def format_env(info: SandboxInfo) -> str:
     """``export K='V'`` lines for ``eval "$(opslib sandbox env)"``."""
+
     def q(v: str) -> str:
         return "'" + v.replace("'", "'\"'\"'") + "'"
 
@@ -365,8 +412,10 @@ def describe(info: SandboxInfo) -> str:
 # --- scenarios -------------------------------------------------------------------------------
 
 
-def seed(names: list[str] | tuple[str, ...] | str | None = None,
-         state_dir: str | os.PathLike | None = None) -> dict[str, str]:
+def seed(
+    names: list[str] | tuple[str, ...] | str | None = None,
+    state_dir: str | os.PathLike | None = None,
+) -> dict[str, str]:
     """Re-run the seeds of ``names`` (all when None) on the running sandbox; each resets its
     own resources. Returns {scenario: "" when ok, else the error}."""
     from opslib.sandbox.scenarios import SCENARIOS
@@ -377,7 +426,9 @@ def seed(names: list[str] | tuple[str, ...] | str | None = None,
     if unknown:
         from opslib.errors import BadInputError
 
-        raise BadInputError(f"Unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}.")
+        raise BadInputError(
+            f"Unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}."
+        )
     sd = resolve_state_dir(state_dir)
     with _locked(sd):
         state = _read_state(sd)
@@ -385,7 +436,9 @@ def seed(names: list[str] | tuple[str, ...] | str | None = None,
             raise SandboxError(f"No sandbox in {sd}; start one with `opslib sandbox up`.")
         dead = [c for c in COMPONENTS if not _component_alive(state, c)]
         if dead:
-            raise SandboxError(f"Sandbox parts not running: {', '.join(dead)}; run `opslib sandbox up`.")
+            raise SandboxError(
+                f"Sandbox parts not running: {', '.join(dead)}; run `opslib sandbox up`."
+            )
         return _seed_locked(sd, state, list(names) if names else None)
 
 
@@ -411,17 +464,27 @@ def _seed_locked(sd: Path, state: dict, names: list[str] | None) -> dict[str, st
             module = importlib.import_module(f"opslib.sandbox.scenarios.{name}")
             got = module.seed(ctx) or {}
             if not isinstance(got, dict) or not all(isinstance(v, dict) for v in got.values()):
-                raise TypeError(f"seed() must return {{runbook: {{param: value}}}}, got {type(got).__name__}")
+                raise TypeError(
+                    f"seed() must return {{runbook: {{param: value}}}}, got {type(got).__name__}"
+                )
             json.dumps(got)  # presets must be JSON (they become -p values)
             presets.update(got)
-            results[name] = {"ok": True, "error": "", "runbooks": sorted(got),
-                             "seconds": round(time.monotonic() - t0, 2)}
+            results[name] = {
+                "ok": True,
+                "error": "",
+                "runbooks": sorted(got),
+                "seconds": round(time.monotonic() - t0, 2),
+            }
             out[name] = ""
         except Exception as exc:  # noqa: BLE001 - a broken scenario must not break the sandbox; recorded
             err = f"{type(exc).__name__}: {exc}"
-            results[name] = {"ok": False, "error": err, "runbooks": [],
-                             "traceback": traceback.format_exc(),
-                             "seconds": round(time.monotonic() - t0, 2)}
+            results[name] = {
+                "ok": False,
+                "error": err,
+                "runbooks": [],
+                "traceback": traceback.format_exc(),
+                "seconds": round(time.monotonic() - t0, 2),
+            }
             out[name] = err
             log.warning("sandbox scenario %s failed: %s", name, err)
         # re-read spawned processes a seed may have recorded meanwhile, then save
@@ -442,8 +505,9 @@ def presets(runbook: str, state_dir: str | os.PathLike | None = None) -> dict[st
         return {}
 
 
-def spawn_tracked(state_dir: str | os.PathLike, name: str, argv: list[str], *,
-                  env: dict[str, str] | None = None) -> int:
+def spawn_tracked(
+    state_dir: str | os.PathLike, name: str, argv: list[str], *, env: dict[str, str] | None = None
+) -> int:
     """Start a background process recorded under ``spawned.<name>`` (an earlier one with that
     name is stopped first); ``down`` stops it by pid."""
     sd = resolve_state_dir(state_dir)

@@ -1,0 +1,371 @@
+"""The sandbox on real servers: moto, PostgreSQL and the Kubernetes API emulator on loopback.
+
+Most checks use the session sandbox (one start per pytest session); the lifecycle tests
+(failing scenario, restart, down) use a private one so they can break and stop it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import types
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+import opslib.sandbox as sb
+from opslib.sandbox import procs
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for pid {pid}")
+
+
+def _state(info) -> dict:
+    return json.loads((Path(info.state_dir) / "state.json").read_text())
+
+
+# --- the session sandbox -------------------------------------------------------------------
+
+
+def test_every_part_listens_on_loopback(sandbox):
+    for url in (sandbox.aws_endpoint, sandbox.kube_url):
+        parsed = urllib.parse.urlparse(url)
+        assert parsed.hostname == "127.0.0.1"
+        assert procs.port_open(parsed.port)
+    assert sandbox.pg_host == "127.0.0.1" and procs.port_open(sandbox.pg_port)
+    assert sandbox.stopped == ()
+    assert Path(sandbox.state_dir).is_dir()
+
+
+def test_s3_on_the_moto_server(sandbox):
+    from opslib.clients import aws_client
+
+    s3 = aws_client("s3")  # reaches moto through AWS_ENDPOINT_URL from os.environ
+    assert s3.meta.endpoint_url == sandbox.aws_endpoint
+    s3.create_bucket(Bucket="sandbox-test-bucket")
+    s3.put_object(Bucket="sandbox-test-bucket", Key="k", Body=b"v")
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert "sandbox-test-bucket" in names
+    assert s3.get_object(Bucket="sandbox-test-bucket", Key="k")["Body"].read() == b"v"
+
+
+def test_postgres_settings_and_os_user(sandbox):
+    from opslib.clients import pg_connect
+
+    with pg_connect() as conn:  # PG* from os.environ
+        assert conn.execute("select 1").fetchone() == (1,)
+        assert conn.execute("show archive_mode").fetchone() == ("on",)
+        assert conn.execute("show wal_level").fetchone() == ("replica",)
+        assert conn.execute("show listen_addresses").fetchone() == ("127.0.0.1",)
+        assert conn.execute("select current_user, current_database()").fetchone() == (
+            "opslib",
+            "opslib",
+        )
+        if (Path(sandbox.pg_bin_dir).parent / "lib" / "pg_stat_statements.so").exists():
+            assert (
+                "pg_stat_statements" in conn.execute("show shared_preload_libraries").fetchone()[0]
+            )
+            conn.execute("select count(*) from pg_stat_statements").fetchone()
+    pid = int((Path(sandbox.pg_data_dir) / "postmaster.pid").read_text().splitlines()[0])
+    import pwd
+
+    assert pwd.getpwuid(_uid_of(pid)).pw_name == sandbox.pg_os_user
+    if os.geteuid() == 0:
+        assert sandbox.pg_os_user != "root"
+
+
+def test_wal_is_archived(sandbox):
+    from opslib.clients import pg_connect
+
+    archive = Path(sandbox.pg_wal_archive)
+    with pg_connect() as conn:
+        conn.execute("create table if not exists sandbox_wal_probe (x int)")
+        conn.execute("insert into sandbox_wal_probe values (1)")
+        segment = conn.execute("select pg_walfile_name(pg_current_wal_lsn())").fetchone()[0]
+        conn.execute("select pg_switch_wal()")
+    assert procs.wait_until(lambda: (archive / segment).exists(), timeout=20), (
+        f"{segment} not archived into {archive}: {sorted(p.name for p in archive.iterdir())}"
+    )
+
+
+def test_kubernetes_client_pods_with_selectors(sandbox):
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from opslib.clients import k8s_api
+
+    core = client.CoreV1Api(k8s_api())  # KUBECONFIG from os.environ
+    assert {"default", "kube-system"} <= {n.metadata.name for n in core.list_namespace().items}
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="sbx-pods")))
+    for i, app in enumerate(["auth-service", "auth-service", "ledger"]):
+        core.create_namespaced_pod(
+            "sbx-pods",
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name=f"{app}-{i}", labels={"app": app, "tier": "api"}),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="app", image="img:1")]),
+            ),
+        )
+    picked = core.list_namespaced_pod("sbx-pods", label_selector="app=auth-service").items
+    assert sorted(p.metadata.name for p in picked) == ["auth-service-0", "auth-service-1"]
+    assert [
+        p.metadata.name
+        for p in core.list_namespaced_pod(
+            "sbx-pods", label_selector="app notin (auth-service),tier"
+        ).items
+    ] == ["ledger-2"]
+    assert [
+        p.metadata.name
+        for p in core.list_namespaced_pod("sbx-pods", field_selector="metadata.name=ledger-2").items
+    ] == ["ledger-2"]
+    assert all(p.status.phase == "Running" for p in picked)
+    assert all(p.metadata.uid and p.metadata.creation_timestamp for p in picked)
+
+    with pytest.raises(ApiException) as exc:
+        core.create_namespaced_pod(
+            "sbx-pods",
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name="ledger-2"),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="app")]),
+            ),
+        )
+    assert exc.value.status == 409
+    with pytest.raises(ApiException) as exc:
+        core.read_namespaced_pod("nope", "sbx-pods")
+    assert exc.value.status == 404
+    with pytest.raises(ApiException) as exc:  # like a real cluster: no implicit namespaces
+        core.create_namespaced_pod(
+            "no-such-ns",
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(name="x"),
+                spec=client.V1PodSpec(containers=[client.V1Container(name="a")]),
+            ),
+        )
+    assert exc.value.status == 404
+
+    core.delete_namespaced_pod("ledger-2", "sbx-pods")
+    assert len(core.list_namespaced_pod("sbx-pods").items) == 2
+    core.delete_namespace("sbx-pods")
+    assert core.list_namespaced_pod("sbx-pods").items == []
+
+
+def test_kubernetes_deployment_replicas_scale_and_events(sandbox):
+    from kubernetes import client
+
+    from opslib.clients import k8s_api
+
+    api = k8s_api()
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="sbx-apps")))
+    labels = {"app": "auth-service"}
+    apps.create_namespaced_deployment(
+        "sbx-apps",
+        client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="auth-service", labels=labels),
+            spec=client.V1DeploymentSpec(
+                replicas=2,
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(
+                        containers=[client.V1Container(name="app", image="auth:1.4")]
+                    ),
+                ),
+            ),
+        ),
+    )
+
+    dep = apps.patch_namespaced_deployment("auth-service", "sbx-apps", {"spec": {"replicas": 5}})
+    assert (dep.spec.replicas, dep.status.replicas, dep.metadata.generation) == (5, 5, 2)
+    scale = apps.patch_namespaced_deployment_scale(
+        "auth-service", "sbx-apps", {"spec": {"replicas": 3}}
+    )
+    assert scale.spec.replicas == 3 and scale.status.selector == "app=auth-service"
+    assert apps.read_namespaced_deployment("auth-service", "sbx-apps").spec.replicas == 3
+    dep = apps.patch_namespaced_deployment(  # JSON patch (a list body)
+        "auth-service", "sbx-apps", [{"op": "replace", "path": "/spec/replicas", "value": 4}]
+    )
+    assert dep.spec.replicas == 4
+    dep = apps.patch_namespaced_deployment(  # strategic merge of containers by name
+        "auth-service",
+        "sbx-apps",
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "auth:1.3"}]}}}},
+    )
+    assert [c.image for c in dep.spec.template.spec.containers] == ["auth:1.3"]
+    assert [
+        d.metadata.name
+        for d in apps.list_namespaced_deployment(
+            "sbx-apps", label_selector="app=auth-service"
+        ).items
+    ] == ["auth-service"]
+
+    core.create_namespaced_event(
+        "sbx-apps",
+        client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name="auth-service.1"),
+            reason="ScalingReplicaSet",
+            message="Scaled up",
+            type="Normal",
+            involved_object=client.V1ObjectReference(
+                kind="Deployment", name="auth-service", namespace="sbx-apps"
+            ),
+        ),
+    )
+    events = core.list_namespaced_event(
+        "sbx-apps", field_selector="involvedObject.name=auth-service"
+    ).items
+    assert [e.reason for e in events] == ["ScalingReplicaSet"]
+    core.delete_namespace("sbx-apps")
+
+
+def test_env_vars_and_shell_exports(sandbox):
+    env = sb.env_vars(sandbox)
+    assert env == {
+        "AWS_ENDPOINT_URL": sandbox.aws_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(sandbox.pg_port),
+        "PGUSER": "opslib",
+        "PGDATABASE": "opslib",
+        "KUBECONFIG": sandbox.kubeconfig,
+        "OPSLIB_SANDBOX_DIR": sandbox.state_dir,
+    }
+    for key, value in env.items():  # the fixture exported them for subprocesses and kernels
+        assert os.environ[key] == value
+    text = sb.format_env(sandbox)
+    assert all(line.startswith("export ") for line in text.splitlines())
+    out = subprocess.run(
+        ["bash", "-c", text + '\nprintf "%s|%s|%s" "$PGPORT" "$KUBECONFIG" "$AWS_ENDPOINT_URL"'],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ["PATH"]},
+        timeout=10,
+    )
+    assert out.stdout == f"{sandbox.pg_port}|{sandbox.kubeconfig}|{sandbox.aws_endpoint}"
+
+
+def test_up_is_idempotent(sandbox):
+    before = _state(sandbox)["processes"]
+    t0 = time.monotonic()
+    again = sb.up(sandbox.state_dir)
+    assert time.monotonic() - t0 < 5
+    assert again == sandbox
+    assert {k: v["pid"] for k, v in _state(sandbox)["processes"].items()} == {
+        k: v["pid"] for k, v in before.items()
+    }
+    assert sb.status(sandbox.state_dir) == sandbox
+
+
+def test_status_and_down_when_nothing_runs():
+    empty = tempfile.mkdtemp(prefix="opslib-test-empty-")
+    try:
+        assert sb.status(empty) is None
+        assert sb.down(empty) == []
+        assert sb.down(empty + "-never-created") == []
+    finally:
+        os.rmdir(empty) if os.path.isdir(empty) else None
+
+
+# --- a private sandbox: lifecycle ----------------------------------------------------------
+
+
+@pytest.fixture
+def scenarios(monkeypatch):
+    """Two throwaway scenario modules instead of the real four: one broken, one good that
+    registers presets and spawns a background process."""
+    import opslib.sandbox.scenarios as registry
+
+    def boom(ctx):
+        raise RuntimeError("seed exploded on purpose")
+
+    def good(ctx):
+        ctx.aws("sqs").create_queue(QueueName="test-good-dlq")
+        with ctx.pg_connect() as conn:
+            conn.execute("create table if not exists good_seeded (x int)")
+        ctx.spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(300)"])
+        (ctx.scenario_dir("good") / "note.txt").write_text("hi")
+        return {"good-runbook": {"queue_name": "test-good-dlq", "max_messages": 10}}
+
+    for name, fn, runbooks in (("zz_boom", boom, ()), ("zz_good", good, ("good-runbook",))):
+        mod = types.ModuleType(f"opslib.sandbox.scenarios.{name}")
+        mod.RUNBOOKS, mod.seed = runbooks, fn
+        monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setattr(registry, "SCENARIOS", ("zz_boom", "zz_good"))
+
+
+@pytest.fixture
+def private_dir():
+    path = tempfile.mkdtemp(prefix="opslib-test-private-sandbox-", dir="/tmp")
+    os.chmod(path, 0o755)
+    yield path
+    sb.down(path)  # whatever the test left running
+
+
+def _pids(info) -> dict[str, dict]:
+    state = _state(info)
+    recs = {k: v for k, v in state["processes"].items()}
+    recs.update({f"spawn:{k}": v for k, v in state.get("spawned", {}).items()})
+    return recs
+
+
+def test_failing_scenario_does_not_break_up(scenarios, private_dir):
+    info = sb.up(private_dir)
+    assert info.scenario_errors == {"zz_boom": "RuntimeError: seed exploded on purpose"}
+    assert "zz_boom FAILED" in sb.describe(info)
+    assert sb.presets("good-runbook", private_dir) == {
+        "queue_name": "test-good-dlq",
+        "max_messages": 10,
+    }
+    assert sb.presets("unknown-runbook", private_dir) == {}
+    assert "RuntimeError" in _state(info)["scenarios"]["zz_boom"]["traceback"]
+    assert sb.status(private_dir).scenario_errors == info.scenario_errors
+    # the good scenario's resources exist on the real servers
+    ctx = sb.ScenarioContext(info)
+    assert ctx.aws("sqs").get_queue_url(QueueName="test-good-dlq")["QueueUrl"]
+    with ctx.pg_connect() as conn:
+        assert conn.execute("select to_regclass('good_seeded')").fetchone()[0] == "good_seeded"
+    # re-seeding one scenario replaces its spawned process
+    first = _state(info)["spawned"]["sleeper"]
+    assert sb.seed(["zz_good"], private_dir) == {"zz_good": ""}
+    second = _state(info)["spawned"]["sleeper"]
+    assert second["pid"] != first["pid"] and not procs.alive(first) and procs.alive(second)
+
+
+def test_down_stops_every_pid_and_removes_state(scenarios, private_dir):
+    info = sb.up(private_dir)
+    recs = _pids(info)
+    assert set(recs) == {"aws", "postgres", "kube", "spawn:sleeper"}
+    assert all(procs.alive(r) for r in recs.values())
+    data_root = Path(_state(info)["data_root"])
+    stopped = sb.down(private_dir)
+    assert sorted(stopped) == ["aws", "kube", "postgres", "spawn:sleeper"]
+    assert not any(procs.alive(r) for r in recs.values())
+    assert not procs.port_open(info.pg_port) and not procs.port_open(
+        int(info.aws_endpoint.rsplit(":", 1)[1])
+    )
+    assert not Path(private_dir).exists() and not data_root.exists()
+    assert sb.status(private_dir) is None
+    assert sb.down(private_dir) == []
+
+
+def test_up_restarts_a_stopped_part(scenarios, private_dir):
+    info = sb.up(private_dir, seed=False)
+    assert _state(info).get("scenarios") is None
+    procs.stop(_state(info)["processes"]["aws"])
+    assert sb.status(private_dir).stopped == ("aws",)
+    again = sb.up(private_dir, seed=False)
+    assert again.stopped == () and again.pg_port == info.pg_port
+    assert sb.ScenarioContext(again).aws("s3").list_buckets()["Buckets"] == []
