@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
 from opslib.evidence.recorder import record  # noqa: E402
 
-__all__ = ["__version__", "record"]
+__all__ = ["__version__", "record", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: every notebook kernel imports opslib, and the runner (papermill, nbclient) is
+    # heavy; only code that actually runs runbooks should pay for it.
+    if name == "run":
+        from opslib.runner import run
+
+        return run
+    raise AttributeError(f"module 'opslib' has no attribute {name!r}")
