@@ -326,10 +326,10 @@ class SandboxKube(kmock.KubernetesScaffold):
                 observedGeneration=obj["metadata"].get("generation", 1),
                 replicas=n,
                 updatedReplicas=n,
-                readyReplicas=status.get("readyReplicas", n) if "pinReady" in status else n,
+                readyReplicas=n,
                 availableReplicas=n,
             )
-            status.pop("pinReady", None)
+            status.pop("unavailableReplicas", None)
             if plural == "deployments" and "conditions" not in status:
                 status["conditions"] = [
                     {
@@ -346,6 +346,9 @@ class SandboxKube(kmock.KubernetesScaffold):
             obj.setdefault("status", {}).setdefault("phase", "Active")
 
     async def _notify(self, res_key: tuple[str, str], kind: str, obj: dict) -> None:
+        """Record a change for watchers (each event has its own resourceVersion) and persist."""
+        if kind == "DELETED":
+            obj.setdefault("metadata", {})["resourceVersion"] = self._next_rv()
         self._log.append((self._rv, res_key, kind, copy.deepcopy(obj)))
         del self._log[:-2000]
         self._save()
@@ -594,26 +597,28 @@ class SandboxKube(kmock.KubernetesScaffold):
         await resp.prepare(request.raw)
         since = int(params.get("resourceVersion") or 0)
         if not since:
+            since = self._rv  # before any await: later changes come from the log
             for obj in self._select(self._bucket(group, plural), ns, params):
                 await resp.write(json.dumps({"type": "ADDED", "object": obj}).encode() + b"\n")
-            since = self._rv
-        deadline = asyncio.get_running_loop().time() + float(params.get("timeoutSeconds") or 30)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(params.get("timeoutSeconds") or 30)
         try:
             while True:
-                for rv, res_key, kind, obj in list(self._log):
-                    if rv <= since or res_key != (group, plural):
-                        continue
+                for rv, res_key, kind, obj in [e for e in self._log if e[0] > since]:
                     since = rv
+                    if res_key != (group, plural):
+                        continue
                     if ns and obj["metadata"].get("namespace", "") != ns:
                         continue
                     if not self._select({("", obj["metadata"]["name"]): obj}, "", params):
                         continue
                     await resp.write(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
-                since = max(since, self._rv)
-                left = deadline - asyncio.get_running_loop().time()
+                left = deadline - loop.time()
                 if left <= 0:
                     break
                 async with self._changed:
+                    if self._log and self._log[-1][0] > since:
+                        continue  # changed while we were writing
                     try:
                         await asyncio.wait_for(self._changed.wait(), timeout=left)
                     except TimeoutError:

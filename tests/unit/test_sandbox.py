@@ -228,6 +228,38 @@ def test_kubernetes_deployment_replicas_scale_and_events(sandbox):
     core.delete_namespace("sbx-apps")
 
 
+def test_kubernetes_watch_streams_changes(sandbox):
+    import threading
+
+    from kubernetes import client, watch
+
+    from opslib.clients import k8s_api
+
+    core = client.CoreV1Api(k8s_api())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="sbx-watch")))
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="w-1", labels={"app": "w"}),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="a", image="i")]),
+    )
+    seen: list[tuple[str, str]] = []
+
+    def consume():
+        for ev in watch.Watch().stream(
+            core.list_namespaced_pod, "sbx-watch", label_selector="app=w", timeout_seconds=3
+        ):
+            seen.append((ev["type"], ev["object"].metadata.name))
+
+    t = threading.Thread(target=consume)
+    t.start()
+    time.sleep(0.5)
+    core.create_namespaced_pod("sbx-watch", pod)
+    core.patch_namespaced_pod("w-1", "sbx-watch", {"metadata": {"annotations": {"x": "1"}}})
+    core.delete_namespaced_pod("w-1", "sbx-watch")
+    t.join(timeout=10)
+    core.delete_namespace("sbx-watch")
+    assert seen == [("ADDED", "w-1"), ("MODIFIED", "w-1"), ("DELETED", "w-1")]
+
+
 def test_env_vars_and_shell_exports(sandbox):
     env = sb.env_vars(sandbox)
     assert env == {
@@ -361,11 +393,20 @@ def test_down_stops_every_pid_and_removes_state(scenarios, private_dir):
     assert sb.down(private_dir) == []
 
 
-def test_up_restarts_a_stopped_part(scenarios, private_dir):
+def test_up_restarts_stopped_parts_and_kube_keeps_its_objects(scenarios, private_dir):
+    from kubernetes import client
+
     info = sb.up(private_dir, seed=False)
     assert _state(info).get("scenarios") is None
-    procs.stop(_state(info)["processes"]["aws"])
-    assert sb.status(private_dir).stopped == ("aws",)
+    core = client.CoreV1Api(sb.ScenarioContext(info).k8s())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="survivor")))
+    for part in ("aws", "kube"):
+        procs.stop(_state(info)["processes"][part])
+    assert sb.status(private_dir).stopped == ("aws", "kube")
     again = sb.up(private_dir, seed=False)
     assert again.stopped == () and again.pg_port == info.pg_port
     assert sb.ScenarioContext(again).aws("s3").list_buckets()["Buckets"] == []
+    core = client.CoreV1Api(
+        sb.ScenarioContext(again).k8s()
+    )  # kubeconfig rewritten for the new port
+    assert "survivor" in {n.metadata.name for n in core.list_namespace().items}
