@@ -1,0 +1,106 @@
+"""Figures for the cost review: stacked daily spend with anomalies marked, and the budget gauge.
+
+matplotlib only, no clients: these draw what :mod:`opslib.aws.cost` computed. The spend chart
+stacks the top groups (the rest as "Other") so a spike reads as one band growing, and marks
+each anomaly day with its group; the budget chart puts month-to-date, the run-rate forecast
+and the seed's 80%/100% thresholds on one bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from opslib.report import _display
+
+
+def spend_figure(data, anomalies: Iterable = (), *, top: int = 8, title: str = ""):
+    """Stacked daily spend by group (top ``top`` + Other), anomaly days marked in red."""
+    import matplotlib.pyplot as plt
+
+    daily = data.daily()
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    if daily.shape[1] == 0:
+        ax.text(
+            0.5,
+            0.5,
+            "no cost data for the period",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+    else:
+        shown = daily.iloc[:, :top].copy()
+        if daily.shape[1] > top:
+            shown["Other"] = daily.iloc[:, top:].sum(axis=1)
+        ax.stackplot(
+            shown.index, shown.T.to_numpy(), labels=[str(c)[:40] for c in shown.columns], alpha=0.85
+        )
+        totals = daily.sum(axis=1)
+        marked = set()
+        for a in anomalies:
+            day = totals.index[totals.index.strftime("%Y-%m-%d") == a.date]
+            if not len(day):
+                continue
+            y = float(totals[day[0]])
+            ax.scatter(
+                [day[0]],
+                [y],
+                color="red",
+                marker="v",
+                s=60,
+                zorder=5,
+                label="anomaly" if not marked else None,
+            )
+            if a.group not in marked:
+                ax.annotate(
+                    str(a.group)[:28],
+                    (day[0], y),
+                    textcoords="offset points",
+                    xytext=(0, 8),
+                    ha="center",
+                    fontsize=8,
+                    color="red",
+                )
+            marked.add(a.group)
+        ax.legend(loc="upper left", fontsize=7, ncol=2)
+    ax.set_ylabel(f"{data.query.metric} ({data.currency})")
+    ax.set_title(
+        title or f"Daily spend by {data.query.group_by}, {data.query.period} ({data.source})"
+    )
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def budget_figure(status):
+    """One horizontal bar: month-to-date, forecast, and the 80%/100% budget lines."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 1.8))
+    ax.barh([0], [status.forecast], color="#f4b183", label=f"forecast {status.forecast:,.0f}")
+    ax.barh(
+        [0],
+        [status.month_to_date],
+        color="#5b9bd5",
+        label=f"month to date {status.month_to_date:,.0f}",
+    )
+    if status.budget > 0:
+        for pct, style in ((80, ":"), (100, "-")):
+            x = status.budget * pct / 100
+            ax.axvline(x, color="red", linestyle=style, linewidth=1.5)
+            ax.text(x, 0.45, f"{pct}%", color="red", ha="center", fontsize=8)
+    ax.set_yticks([])
+    ax.set_xlim(0, max(status.forecast, status.budget, 1) * 1.1)
+    ax.set_title(f"Budget {status.month}: {status.message}", fontsize=9)
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def show_figure(fig) -> None:
+    """Display a figure once (inline in the notebook and the HTML) and free it."""
+    import matplotlib.pyplot as plt
+
+    _display(fig)
+    plt.close(fig)
