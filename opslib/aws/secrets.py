@@ -1,0 +1,99 @@
+"""Optional cutover: point the Secrets Manager secret that holds a database endpoint at the
+restored target (seed 000 §3: "update the Route53 CNAME or Secret Manager").
+
+Only the ``host`` field (or another named field) changes; every other field, the password
+included, is carried over untouched and never shown or recorded. ``PutSecretValue`` moves
+the AWSCURRENT label to the new version and AWSPREVIOUS to the old one, so rolling back is
+``aws secretsmanager update-secret-version-stage`` with the previous version id the outcome
+records. The plan pins the current version id: if someone rotates the secret between plan and
+apply, the apply refuses instead of overwriting the rotation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from opslib.errors import BadInputError, NotFoundError, OpslibError
+from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+
+ACTION_PUT = "secretsmanager:PutSecretValue"
+
+
+def _current(secret_id: str, *, secretsmanager) -> tuple[dict[str, Any], str]:
+    try:
+        v = secretsmanager.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
+    except secretsmanager.exceptions.ResourceNotFoundException as exc:
+        raise NotFoundError(
+            f"Secret {secret_id!r} not found. Give cutover_secret = the name or ARN of the secret "
+            "that holds the database endpoint (aws secretsmanager list-secrets)."
+        ) from exc
+    try:
+        body = json.loads(v.get("SecretString") or "")
+    except ValueError as exc:
+        raise BadInputError(
+            f"Secret {secret_id!r} is not a JSON object, so no host field can be updated; update it "
+            "by hand (its content is not shown here)."
+        ) from exc
+    if not isinstance(body, dict):
+        raise BadInputError(f"Secret {secret_id!r} is JSON but not an object; update it by hand.")
+    return body, v["VersionId"]
+
+
+def plan_cutover(
+    secret_id: str, new_host: str, *, secretsmanager, field: str = "host", new_port: int = 0
+) -> Plan:
+    """Plan to set ``field`` (and ``port`` when given) of the secret to the restored endpoint."""
+    if not new_host:
+        raise BadInputError("The restored target has no endpoint yet; run the restore first.")
+    body, version = _current(secret_id, secretsmanager=secretsmanager)
+    if field not in body:
+        raise BadInputError(
+            f"Secret {secret_id!r} has no {field!r} field (fields: {', '.join(sorted(body))}); "
+            "name the right field or update it by hand."
+        )
+    old = str(body.get(field, ""))
+    effect = f"{field}: {old} -> {new_host}"
+    params: dict[str, Any] = {
+        "SecretId": secret_id,
+        "field": field,
+        "new_host": new_host,
+        "expected_version": version,
+    }
+    if new_port and "port" in body:
+        params["new_port"] = int(new_port)
+        effect += f", port: {body['port']} -> {new_port}"
+    return Plan(
+        title=f"Cutover: secret {secret_id} -> {new_host}",
+        changes=(
+            Change(
+                ACTION_PUT, secret_id, effect + " (previous version kept as AWSPREVIOUS)", params
+            ),
+        ),
+        warnings=(
+            "Applications pick the new endpoint up only when they re-read the secret (restart or "
+            "cache expiry).",
+        ),
+    )
+
+
+def execute_cutover(change: Change, *, secretsmanager) -> ChangeOutcome:
+    """Write the new version; refuses if the secret changed since the plan (rotation in between)."""
+    p = change.params
+    body, version = _current(p["SecretId"], secretsmanager=secretsmanager)
+    if version != p["expected_version"]:
+        raise OpslibError(
+            f"Secret {p['SecretId']} changed since the plan (version {p['expected_version']} -> "
+            f"{version}); plan the cutover again."
+        )
+    body[p["field"]] = p["new_host"]
+    if p.get("new_port"):
+        body["port"] = p["new_port"] if isinstance(body.get("port"), int) else str(p["new_port"])
+    out = secretsmanager.put_secret_value(SecretId=p["SecretId"], SecretString=json.dumps(body))
+    return ChangeOutcome(
+        change.action,
+        change.target,
+        ChangeStatus.APPLIED,
+        f"{p['field']} = {p['new_host']}; previous version {version} is AWSPREVIOUS",
+        {"new_version": out.get("VersionId", ""), "previous_version": version},
+    )

@@ -1,0 +1,166 @@
+"""Tables and the timeline figure for the pitr-restore runbook (no clients: shows what it is given)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from opslib.report import _display, show_heading, show_table
+
+
+def show_preflight(pre: Any) -> None:
+    """The read-only checks, the restorable window, and what the restore carries from the source."""
+    show_table(pre.to_frame(), title="Preflight (read only)")
+    show_table(pre.window_frame(), title="Restorable window")
+    settings = pre.settings_frame()
+    if len(settings):
+        show_table(
+            settings, title="What a bare restore drops, and how this plan carries it", max_rows=100
+        )
+
+
+def show_outcome(outcome: Any) -> None:
+    """Each applied step with its status and duration."""
+    show_table(outcome.to_frame(), title=f"Restore: {outcome.status.value} -> {outcome.target}")
+    if outcome.endpoint:
+        print(f"target endpoint: {outcome.endpoint}" + (f":{outcome.port}" if outcome.port else ""))
+
+
+def _style(frame):
+    def color(row):
+        m = row.get("match", "")
+        bg = "#fde2e1" if m == "NO" else ("#e3f6e5" if m == "yes" else "")
+        return [f"background-color: {bg}" if bg else "" for _ in row]
+
+    try:
+        return frame.style.apply(color, axis=1).hide(axis="index")
+    except (ImportError, AttributeError):  # jinja2 missing: plain frame
+        return frame
+
+
+def show_validation(validation: Any) -> None:
+    """Source and target side by side with the differences; a sample of restored items if any."""
+    frame = validation.to_frame()
+    show_heading(f"Validation ({validation.kind}): {validation.status.value}")
+    if len(frame):
+        _display(_style(frame))
+    else:
+        print("(no rows)")
+    differ = int((frame["match"] == "NO").sum()) if len(frame) else 0
+    if differ:
+        print(
+            f"{differ} check(s) differ between source and target (expected for data lost after restore_time)."
+        )
+    for e in validation.errors:
+        print(f"validation error: {e}")
+    if validation.sample:
+        import pandas as pd
+
+        show_table(pd.DataFrame(list(validation.sample)), title="Sample of restored items")
+    if validation.time_to_restore_seconds is not None:
+        show_heading(
+            f"Time to restore (approval -> validated target): {validation.time_to_restore_seconds:.1f} s"
+        )
+
+
+def timeline_events(pre: Any, outcome: Any, validation: Any) -> list[tuple[str, _dt.datetime]]:
+    """(label, UTC time) of the restore point, the window and each step of the run."""
+
+    def parse(s: str) -> _dt.datetime | None:
+        if not s:
+            return None
+        return _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+    ev: list[tuple[str, _dt.datetime | None]] = [
+        ("earliest restorable", pre.earliest),
+        ("restore point", pre.restore_time),
+        ("latest restorable", pre.latest),
+        ("requested", pre.request.requested_at),
+        ("approved", parse(outcome.approved_at)),
+    ]
+    if outcome.apply_result is not None:
+        ev += [
+            (o.action.split(":")[-1], parse(o.finished_at)) for o in outcome.apply_result.outcomes
+        ]
+    ev.append(("validated", parse(validation.validated_at)))
+    return [(n, t) for n, t in ev if t is not None]
+
+
+def timeline_frame(pre: Any, outcome: Any, validation: Any):
+    import pandas as pd
+
+    rows = [
+        {
+            "event": n,
+            "UTC": t.astimezone(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
+        for n, t in sorted(timeline_events(pre, outcome, validation), key=lambda e: e[1])
+    ]
+    return pd.DataFrame(rows, columns=["event", "UTC"])
+
+
+def timeline_figure(pre: Any, outcome: Any, validation: Any):
+    """Two lanes: the data's restorable window with the restore point, and the run's steps."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 2.6))
+    if pre.earliest and pre.latest:
+        ax.plot(
+            [pre.earliest, pre.latest],
+            [1, 1],
+            lw=6,
+            color="#9ecae1",
+            solid_capstyle="butt",
+            label="restorable window",
+        )
+    if pre.restore_time:
+        ax.scatter([pre.restore_time], [1], color="#d62728", zorder=3, label="restore point")
+    run = [
+        (n, t)
+        for n, t in timeline_events(pre, outcome, validation)
+        if n not in ("earliest restorable", "latest restorable", "restore point")
+    ]
+    if run:
+        ax.scatter([t for _, t in run], [0] * len(run), color="#31a354", zorder=3)
+        for i, (n, t) in enumerate(run):
+            ax.annotate(
+                n,
+                (t, 0),
+                textcoords="offset points",
+                xytext=(0, 8 + 10 * (i % 2)),
+                ha="center",
+                fontsize=7,
+            )
+    ax.set_yticks([0, 1], ["this run", "data"])
+    ax.set_ylim(-0.6, 1.6)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=_dt.UTC))
+    ax.legend(loc="upper left", fontsize=7, frameon=False)
+    ax.set_title("Point-in-time restore timeline (UTC)", fontsize=9)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def show_timeline(pre: Any, outcome: Any, validation: Any) -> None:
+    show_table(timeline_frame(pre, outcome, validation), title="Timeline (UTC)")
+    fig = timeline_figure(pre, outcome, validation)
+    _display(fig)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def show_next_steps(steps: list[str]) -> None:
+    """Numbered cutover steps (Markdown in the notebook, plain text elsewhere)."""
+    show_heading("Next steps (cutover is never automatic)")
+    try:
+        from IPython.display import Markdown
+
+        _display(Markdown("\n".join(f"{i + 1}. {s}" for i, s in enumerate(steps))))
+    except ImportError:
+        for i, s in enumerate(steps):
+            print(f"{i + 1}. {s}")
