@@ -218,9 +218,9 @@ def write_bundle(
     node = nbformat.from_dict(nb)
     files[f"{runbook}.ipynb"] = nbformat.writes(node).encode("utf-8")
     files[f"{runbook}.html"] = red.text(render_html(node)).encode("utf-8")
-    files["record.json"] = (json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n").encode(
-        "utf-8"
-    )
+    files["record.json"] = (
+        json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n"
+    ).encode("utf-8")
     from opslib.evidence.manifest import seal
 
     manifest = seal(store, bundle, files)

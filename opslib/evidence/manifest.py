@@ -70,7 +70,9 @@ def seal(store: Store, bundle: str, files: dict[str, bytes]) -> dict[str, Any]:
         }
         data = canonical(manifest)
         store.write_bytes(f"{bundle}/{MANIFEST}", data)
-        store.write_bytes(CHAIN_HEAD, canonical({"bundle": bundle, "manifest_sha256": sha256(data)}))
+        store.write_bytes(
+            CHAIN_HEAD, canonical({"bundle": bundle, "manifest_sha256": sha256(data)})
+        )
     return manifest
 
 
@@ -89,10 +91,14 @@ class VerifyResult:
         if self.ok:
             extra = f" ({'; '.join(self.notes)})" if self.notes else ""
             return f"OK {self.location}: {len(self.checked)} files verified{extra}"
-        return f"FAILED {self.location}: first bad file {self.first_bad}: " + "; ".join(self.problems)
+        return f"FAILED {self.location}: first bad file {self.first_bad}: " + "; ".join(
+            self.problems
+        )
 
 
-def _check_bundle(store: Store, bundle: str) -> tuple[list[tuple[str, str]], list[str], list[str], str]:
+def _check_bundle(
+    store: Store, bundle: str
+) -> tuple[list[tuple[str, str]], list[str], list[str], str]:
     """(problems as (file, why), checked files, notes, manifest sha) for one bundle."""
     problems: list[tuple[str, str]] = []
     notes: list[str] = []
@@ -109,7 +115,10 @@ def _check_bundle(store: Store, bundle: str) -> tuple[list[tuple[str, str]], lis
         files = manifest["files"]
     except (ValueError, KeyError, TypeError) as exc:
         return [(MANIFEST, f"manifest.json was modified ({exc})")], [], notes, msha
-    if manifest.get("bundle") not in (None, bundle) and manifest.get("bundle", "").split("/")[-1] != bundle.split("/")[-1]:
+    if (
+        manifest.get("bundle") not in (None, bundle)
+        and manifest.get("bundle", "").split("/")[-1] != bundle.split("/")[-1]
+    ):
         problems.append((MANIFEST, f"manifest names bundle {manifest.get('bundle')!r}"))
     checked = []
     present = {rel[len(bundle) + 1 :] for rel in store.list_files(bundle)}
@@ -119,7 +128,9 @@ def _check_bundle(store: Store, bundle: str) -> tuple[list[tuple[str, str]], lis
             continue
         actual = sha256(store.read_bytes(f"{bundle}/{name}"))
         if actual != files[name]:
-            problems.append((name, f"sha256 {actual[:12]}... does not match manifest {files[name][:12]}..."))
+            problems.append(
+                (name, f"sha256 {actual[:12]}... does not match manifest {files[name][:12]}...")
+            )
         checked.append(name)
     for name in sorted(present - set(files) - {MANIFEST}):
         problems.append((name, "not listed in the manifest (added after sealing)"))
@@ -129,7 +140,10 @@ def _check_bundle(store: Store, bundle: str) -> tuple[list[tuple[str, str]], lis
         if store.exists(prel):
             if sha256(store.read_bytes(prel)) != prev:
                 problems.append(
-                    (MANIFEST, f"chain broken: previous manifest {prev_bundle}/{MANIFEST} was changed")
+                    (
+                        MANIFEST,
+                        f"chain broken: previous manifest {prev_bundle}/{MANIFEST} was changed",
+                    )
                 )
             else:
                 notes.append(f"chain link to {prev_bundle} ok")
@@ -156,7 +170,12 @@ def verify(location: str) -> VerifyResult:
     problems, checked, notes, _ = _check_bundle(store, bundle)
     if problems:
         return VerifyResult(
-            loc, False, problems[0][0], tuple(f"{f}: {why}" for f, why in problems), tuple(checked), tuple(notes)
+            loc,
+            False,
+            problems[0][0],
+            tuple(f"{f}: {why}" for f, why in problems),
+            tuple(checked),
+            tuple(notes),
         )
     return VerifyResult(loc, True, checked=tuple(checked), notes=tuple(notes))
 
@@ -173,7 +192,11 @@ def _verify_dir(store: Store) -> VerifyResult:
         if problems:
             f, _why = problems[0]
             return VerifyResult(
-                store.root, False, f"{bundle}/{f}", tuple(f"{bundle}/{f}: {w}" for f, w in problems), tuple(all_checked)
+                store.root,
+                False,
+                f"{bundle}/{f}",
+                tuple(f"{bundle}/{f}: {w}" for f, w in problems),
+                tuple(all_checked),
             )
         shas[bundle] = msha
         manifests[bundle] = json.loads(store.read_bytes(f"{bundle}/{MANIFEST}"))
@@ -182,7 +205,13 @@ def _verify_dir(store: Store) -> VerifyResult:
     cur = head["bundle"] if head else None
     while cur:
         if cur not in manifests:
-            return VerifyResult(store.root, False, f"{cur}/{MANIFEST}", (f"chain broken: bundle {cur} is missing",), tuple(all_checked))
+            return VerifyResult(
+                store.root,
+                False,
+                f"{cur}/{MANIFEST}",
+                (f"chain broken: bundle {cur} is missing",),
+                tuple(all_checked),
+            )
         seen.add(cur)
         cur = manifests[cur].get("previous_bundle")
         if cur in seen:

@@ -157,7 +157,10 @@ def find_secret(value: str, environ: Mapping[str, str] | None = None) -> str:
         return ""
     checks = [
         (re.compile(r"(?i)(?:^|[\s;])password\s*="), "a password in a conninfo (password=...)"),
-        (re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:]*:[^\s/@]+@"), "a password in a URL (user:pass@)"),
+        (
+            re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:]*:[^\s/@]+@"),
+            "a password in a URL (user:pass@)",
+        ),
         (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "an AWS access key id"),
         (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"), "a PEM private key"),
         (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"), "a bearer token"),

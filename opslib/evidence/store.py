@@ -79,14 +79,14 @@ class DirStore(Store):
         base = self._p(prefix)
         if not base.is_dir():
             return []
-        return sorted(
-            p.relative_to(self.path).as_posix() for p in base.rglob("*") if p.is_file()
-        )
+        return sorted(p.relative_to(self.path).as_posix() for p in base.rglob("*") if p.is_file())
 
     def list_bundles(self) -> list[str]:
         if not self.path.is_dir():
             return []
-        found = [m.parent.relative_to(self.path).as_posix() for m in self.path.glob("*/*/manifest.json")]
+        found = [
+            m.parent.relative_to(self.path).as_posix() for m in self.path.glob("*/*/manifest.json")
+        ]
         return sorted(found, key=lambda rel: (rel.rsplit("/", 1)[-1], rel))
 
     def url(self, rel: str) -> str:
@@ -150,7 +150,9 @@ class S3Store(Store):
         if pfx and not pfx.endswith("/"):
             pfx += "/"
         keys: list[str] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=pfx):
+        for page in self.s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=pfx
+        ):
             keys.extend(obj["Key"] for obj in page.get("Contents", []))
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(k[strip:] for k in keys)
@@ -159,7 +161,9 @@ class S3Store(Store):
         return self._keys(prefix)
 
     def list_bundles(self) -> list[str]:
-        found = [k[: -len("/manifest.json")] for k in self._keys("") if k.endswith("/manifest.json")]
+        found = [
+            k[: -len("/manifest.json")] for k in self._keys("") if k.endswith("/manifest.json")
+        ]
         found = [rel for rel in found if rel.count("/") == 1]
         return sorted(found, key=lambda rel: (rel.rsplit("/", 1)[-1], rel))
 
@@ -182,7 +186,9 @@ def split_bundle_location(location: str | os.PathLike[str]) -> tuple[Store, str]
     if loc.startswith("s3://"):
         parts = loc.split("/")
         if len(parts) < 5:
-            raise EvidenceError(f"Not a bundle location: {loc!r} (expected s3://bucket/[prefix/]RUNBOOK/RUN)")
+            raise EvidenceError(
+                f"Not a bundle location: {loc!r} (expected s3://bucket/[prefix/]RUNBOOK/RUN)"
+            )
         return S3Store("/".join(parts[:-2])), "/".join(parts[-2:])
     p = Path(loc).resolve()
     return DirStore(p.parent.parent), f"{p.parent.name}/{p.name}"

@@ -1,0 +1,131 @@
+"""Redaction: every secret shape in DESIGN.md is masked, ordinary evidence is left alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from opslib.evidence.redact import MASK, Redactor, find_secret, redact_text, secret_env_values
+
+
+def red(**env: str) -> Redactor:
+    return Redactor([env])
+
+
+def test_secret_env_values_by_name_and_length():
+    env = {
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "PGPASSWORD": "hunter2-long",
+        "MY_API_TOKEN": "tok-123456789",
+        "AWS_ACCESS_KEY_ID": "testing",  # sandbox dummy: shorter than 8, too common to mask
+        "HOME": "/root-very-long-path",  # not a secret name
+    }
+    assert set(secret_env_values(env)) == {
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "hunter2-long",
+        "tok-123456789",
+    }
+
+
+def test_env_values_masked_anywhere():
+    r = red(PGPASSWORD="s3cr3t-pass", OTHER="x")
+    assert r.text("connecting with s3cr3t-pass now") == f"connecting with {MASK} now"
+    assert r.text("testing value stays") == "testing value stays"
+
+
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("postgresql://app:pw-in-url@db:5432/x", "pw-in-url"),
+        ("https://user:tok%40en@example.com/path", "tok%40en"),
+        ("host=db user=app password=conninfo-pw dbname=x", "conninfo-pw"),
+        ("host=db password = 'quoted pw' dbname=x", "quoted pw"),
+        ('{"password": "json-pw"}', "json-pw"),
+        ("key AKIAIOSFODNN7EXAMPLE in a log", "AKIAIOSFODNN7EXAMPLE"),
+        ("temp ASIAY34FZKBOKMUTVV7A creds", "ASIAY34FZKBOKMUTVV7A"),
+        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+        (
+            "Authorization: AWS4-HMAC-SHA256 Credential=abc, Signature=deadbeef",
+            "Signature=deadbeef",
+        ),
+        ("curl -H 'Authorization: Basic dXNlcjpwYXNz'", "dXNlcjpwYXNz"),
+        ("header Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
+        (
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "MIIEow",
+        ),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n(truncated", "b3BlbnNzaC1rZXk"),
+    ],
+)
+def test_secret_shapes_masked(text, leak):
+    out = Redactor([{}]).text(text)
+    assert leak not in out
+    assert MASK in out
+
+
+def test_url_user_and_host_kept():
+    out = Redactor([{}]).text("postgresql://app:pw@db.internal:5432/payments")
+    assert out == f"postgresql://app:{MASK}@db.internal:5432/payments"
+
+
+def test_ordinary_text_untouched():
+    text = "queue orders-dlq: 42 messages, oldest 3h; see https://example.com/runbook#step-2"
+    assert Redactor([{}]).text(text) == text
+
+
+def test_obj_walks_nested_and_skips_binary_images():
+    r = red(SECRET_X="very-secret-value")
+    nb = {
+        "cells": [
+            {
+                "source": "x = 1",
+                "outputs": [
+                    {"text": ["line very-secret-value\n"]},
+                    {
+                        "data": {
+                            "image/png": "AKIAIOSFODNN7EXAMPLE",
+                            "text/plain": "very-secret-value",
+                        }
+                    },
+                ],
+            }
+        ],
+        "metadata": {"papermill": {"parameters": {"dsn": "postgres://u:pw12345678@h/d"}}},
+    }
+    out = r.obj(nb)
+    assert out["cells"][0]["outputs"][0]["text"] == [f"line {MASK}\n"]
+    assert out["cells"][0]["outputs"][1]["data"]["text/plain"] == MASK
+    assert out["cells"][0]["outputs"][1]["data"]["image/png"] == "AKIAIOSFODNN7EXAMPLE"
+    assert "pw12345678" not in str(out["metadata"])
+    assert nb["cells"][0]["source"] == "x = 1"  # input untouched
+
+
+def test_bytes_binary_unchanged():
+    data = b"\x89PNG\r\n\x1a\n\xff\xfe"
+    assert Redactor([{}]).bytes(data) == data
+
+
+def test_redact_text_uses_process_env(monkeypatch):
+    monkeypatch.setenv("OPSLIB_TEST_TOKEN", "process-token-123")
+    assert redact_text("body: process-token-123") == f"body: {MASK}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "host=db password=x",
+        "postgresql://u:p@h/db",
+        "AKIAIOSFODNN7EXAMPLE",
+        "-----BEGIN PRIVATE KEY-----",
+    ],
+)
+def test_find_secret_flags(value):
+    assert find_secret(value, {})
+
+
+@pytest.mark.parametrize("value", ["host=db user=app", "postgresql://u@h/db", "orders-dlq", ""])
+def test_find_secret_clean(value):
+    assert find_secret(value, {}) == ""
+
+
+def test_find_secret_env_value():
+    assert find_secret("x-hunter2-long-x", {"PGPASSWORD": "hunter2-long"})

@@ -1,0 +1,223 @@
+"""Runner on real kernels: statuses and exit codes, results, canary secrets, interrupt, timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+import opslib
+from opslib.errors import BadInputError, SecretInParameterError
+from opslib.evidence import load_results, verify
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "notebooks"
+TINY, FAILING, REFUSING, LONG, CANARY = (
+    str(FIXTURES / f"{n}.ipynb") for n in ("tiny", "failing", "refusing", "long", "canary")
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def bundle_files(bundle: str) -> dict[str, bytes]:
+    base = Path(bundle)
+    return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """Two runs of the tiny runbook into one evidence dir (shared: kernels are the slow part)."""
+    ev = tmp_path_factory.mktemp("evidence")
+    r1 = opslib.run(TINY, {"count": "2", "label": "first"}, evidence_dir=ev)
+    r2 = opslib.run(TINY, {"count": 5}, evidence_dir=ev)
+    return ev, r1, r2
+
+
+def test_success_bundle(tiny_runs):
+    _, r1, _ = tiny_runs
+    assert (r1.status, r1.exit_code) == ("succeeded", 0)
+    files = bundle_files(r1.bundle)
+    assert set(files) == {
+        "tiny.ipynb",
+        "tiny.html",
+        "record.json",
+        "manifest.json",
+        "attachments/journal.txt",
+    }
+    assert files["attachments/journal.txt"] == b"journal for first\n"
+    rec = json.loads(files["record.json"])
+    assert rec["parameters"] == {"count": 2, "label": "first"}
+    assert rec["status"] == "succeeded" and rec["error"] is None
+    assert rec["operator"]["os_user"]
+    assert rec["started"].endswith("Z") and rec["finished"] >= rec["started"]
+    assert rec["opslib_version"] == opslib.__version__
+    assert len(rec["notebooks_commit"]) == 40
+    assert verify(r1.bundle).ok
+
+
+def test_results_in_record_and_metadata(tiny_runs):
+    _, r1, _ = tiny_runs
+    assert r1.record["results"] == {"count": 2, "label": "first", "ratio": 0.5, "items": [0, 1]}
+    nb = nbformat.read(Path(r1.bundle) / "tiny.ipynb", as_version=4)
+    assert nb.metadata.opslib.results["items"] == [0, 1]
+    # papermill timings and the injected parameters are kept
+    assert "duration" in nb.metadata.papermill
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    assert all("duration" in c.metadata.papermill for c in nb.cells if c.cell_type == "code")
+
+
+def test_html_readable_offline(tiny_runs):
+    _, r1, _ = tiny_runs
+    html = (Path(r1.bundle) / "tiny.html").read_text()
+    assert "count=2 label=first" in html
+    assert '<script src="http' not in html and '<link rel="stylesheet" href="http' not in html
+
+
+def test_load_results_over_runs(tiny_runs):
+    ev, r1, r2 = tiny_runs
+    df = load_results(ev)
+    assert list(df["count"]) == [2, 5]
+    assert list(df["label"]) == ["first", "demo"]
+    assert list(df["items"].map(len)) == [2, 5]
+    assert str(df["started"].dt.tz) == "UTC"
+    assert r2.record["results"]["count"] == 5
+
+
+def test_chain_between_runs(tiny_runs):
+    ev, r1, r2 = tiny_runs
+    manifest = json.loads((Path(r2.bundle) / "manifest.json").read_text())
+    assert manifest["previous_bundle"] == Path(r1.bundle).relative_to(ev).as_posix()
+    assert verify(str(ev)).ok
+
+
+def test_failed_run_records_error_and_cell(evidence_dir):
+    r = opslib.run(FAILING, evidence_dir=evidence_dir)
+    assert (r.status, r.exit_code) == ("failed", 1)
+    err = r.record["error"]
+    assert err["ename"] == "ValueError" and "queue q1 exploded" in err["evalue"]
+    assert "raise ValueError" in err["cell_source"]
+    nb = nbformat.read(Path(r.bundle) / "failing.ipynb", as_version=4)
+    assert "raise ValueError" in nb.cells[err["cell_index"]].source
+    assert "before the failure" in json.dumps([c.get("outputs") for c in nb.cells[: err["cell_index"]]])
+    assert verify(r.bundle).ok
+
+
+def test_bad_input_raised_by_notebook_is_refused(evidence_dir):
+    r = opslib.run(REFUSING, evidence_dir=evidence_dir)
+    assert (r.status, r.exit_code) == ("refused", 2)
+    assert r.record["error"]["ename"] == "PreflightError"
+    assert verify(r.bundle).ok
+
+
+def test_validation_before_kernel(evidence_dir):
+    t0 = time.monotonic()
+    with pytest.raises(
+        BadInputError, match=r"(?s)Unknown parameter 'nope'.*count: int = 3  # how many items"
+    ):
+        opslib.run(TINY, {"nope": 1}, evidence_dir=evidence_dir)
+    with pytest.raises(BadInputError, match=r"(?s)must be int.*ratio: float"):
+        opslib.run(TINY, {"count": "many"}, evidence_dir=evidence_dir)
+    assert time.monotonic() - t0 < 5  # no kernel was started
+    assert not any(evidence_dir.iterdir())
+
+
+def test_param_file_and_override(tmp_path, evidence_dir):
+    pf = tmp_path / "p.yaml"
+    pf.write_text("count: 1\nlabel: from-file\n")
+    with pytest.raises(BadInputError, match="Unknown parameter 'bogus'"):
+        (tmp_path / "bad.yaml").write_text("bogus: 1\n")
+        opslib.run(TINY, evidence_dir=evidence_dir, param_file=tmp_path / "bad.yaml")
+    info, params, _ = opslib.runner.prepare(TINY, {"label": "cli"}, param_file=pf)
+    assert params == {"count": 1, "label": "cli"}
+
+
+CANARIES = {
+    "OPSLIB_CANARY_SECRET": "canary-env-secret-7f3a9",
+    "OPSLIB_CANARY_TOKEN": "canary-token-b81c2d",
+    # not a secret-named variable: only the URL / conninfo patterns protect it
+    "OPSLIB_CANARY_URLPW": "canary-urlpw-55e1",
+}
+
+
+def test_canary_secrets_never_reach_the_bundle(evidence_dir, monkeypatch):
+    for k, v in CANARIES.items():
+        monkeypatch.setenv(k, v)
+    r = opslib.run(CANARY, evidence_dir=evidence_dir)
+    assert r.status == "failed"  # the notebook ends by raising with the secrets in the message
+    files = bundle_files(r.bundle)
+    assert {"canary.ipynb", "canary.html", "record.json", "attachments/leak.txt"} <= set(files)
+    for name, data in files.items():
+        for canary in [*CANARIES.values(), "AKIAABCDEFGHIJKLMNOP"]:
+            assert canary.encode() not in data, f"{canary} leaked into {name}"
+    # the evidence is still useful: the masked places are visible
+    assert b"[REDACTED]" in files["canary.ipynb"] and b"db.internal:5432" in files["canary.ipynb"]
+    assert "RuntimeError" == r.record["error"]["ename"]
+    assert verify(r.bundle).ok
+
+
+def test_conninfo_with_password_refused(evidence_dir):
+    with pytest.raises(SecretInParameterError, match="PGPASSWORD"):
+        opslib.run(CANARY, {"service": "host=db password=canary-pw"}, evidence_dir=evidence_dir)
+
+
+def test_timeout_kills_and_keeps_partial_output(evidence_dir):
+    t0 = time.monotonic()
+    r = opslib.run(LONG, {"seconds": 60}, evidence_dir=evidence_dir, timeout=4)
+    assert time.monotonic() - t0 < 30
+    assert (r.status, r.exit_code) == ("timeout", 1)
+    nb = (Path(r.bundle) / "long.ipynb").read_text()
+    assert "partial output before the long wait" in nb
+    assert "after the long cell" not in json.dumps(
+        [c.get("outputs") for c in json.loads(nb)["cells"]]
+    )
+    assert "time.sleep(seconds)" in r.record["error"]["cell_source"]
+    assert verify(r.bundle).ok
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_interrupts_and_still_writes_bundle(tmp_path, sig):
+    ev = tmp_path / "ev"
+    marker = tmp_path / "started"
+    cmd = [
+        sys.executable,
+        "-m",
+        "opslib.cli",
+        "run",
+        LONG,
+        "-p",
+        "seconds",
+        "60",
+        "-p",
+        "marker",
+        str(marker),
+        "--evidence-dir",
+        str(ev),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "long cell never started"
+            time.sleep(0.1)
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    bundle = out.strip().splitlines()[-1]
+    rec = json.loads((Path(bundle) / "record.json").read_text())
+    assert rec["status"] == "interrupted"
+    assert signal.Signals(sig).name in rec["error"]["evalue"]
+    nb = (Path(bundle) / "long.ipynb").read_text()
+    assert "partial output before the long wait" in nb
+    assert verify(bundle).ok
+    assert os.path.isdir(ev)
