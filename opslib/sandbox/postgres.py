@@ -256,3 +256,31 @@ class Cluster:
         if self.has_pg_stat_statements:
             with psycopg.connect(base + f" dbname={DATABASE}", autocommit=True) as conn:
                 conn.execute("create extension if not exists pg_stat_statements")
+
+
+def clusters_under(root: Path) -> list[Path]:
+    """Data dirs under ``root`` whose postmaster still runs (``postmaster.pid`` whose pid is
+    alive with its cwd in that dir: a postmaster chdirs into its data dir, so a recycled
+    pid cannot match)."""
+    found: list[Path] = []
+    if not root.is_dir():
+        return found
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "postmaster.pid" in filenames:
+            dirnames[:] = []  # do not descend into a data dir
+            data = Path(dirpath)
+            try:
+                pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+                if os.path.realpath(f"/proc/{pid}/cwd") == os.path.realpath(data):
+                    found.append(data)
+            except (OSError, ValueError, IndexError):
+                continue  # stale or unreadable pid file: nothing runs there
+    return found
+
+
+def stop_cluster(data: Path, *, bin_dir: Path) -> None:
+    """Stop the postmaster of ``data`` as the dir's owner (pg_ctl -m fast, then by pid)."""
+    owner = pwd.getpwuid(data.stat().st_uid).pw_name
+    cluster = Cluster(data.parent, bin_dir=bin_dir, user=owner)
+    cluster.data = data
+    cluster.stop()

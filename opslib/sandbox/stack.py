@@ -240,16 +240,15 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
     state["info"] = info
     started: list[str] = []
     kube_pending: dict | None = None
+    aws_pending: dict | None = None
     pg_started_here = False
     try:
+        # moto and kube are launched first and waited for after PostgreSQL: all start in parallel
         if not _component_alive(state, "aws"):
-            rec = aws_server.start(log=sd / "logs" / "moto.log", env=_child_env())
-            procs_state["aws"] = rec
-            info["aws_endpoint"] = rec["url"]
-            started.append("aws")
-        _write_state(sd, state)
+            aws_pending = aws_server.launch(log=sd / "logs" / "moto.log", env=_child_env())
+            procs_state["aws"] = aws_pending
+            _write_state(sd, state)
 
-        # kube: launch now, wait for it after PostgreSQL (both start in parallel)
         if not _component_alive(state, "kube"):
             kube_dir.mkdir(parents=True, exist_ok=True)
             (kube_dir / "port").unlink(missing_ok=True)
@@ -281,6 +280,12 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
             cluster.bootstrap(port)
             started.append("postgres")
 
+        if aws_pending is not None:
+            rec = aws_server.ready(aws_pending, log=sd / "logs" / "moto.log", env=_child_env())
+            procs_state["aws"] = rec
+            info["aws_endpoint"] = rec["url"]
+            started.append("aws")
+
         if kube_pending is not None:
             port_file = kube_dir / "port"
             ok = procs.wait_until(
@@ -302,8 +307,8 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
             started.append("kube")
     except BaseException:
         # leave nothing half-started behind: stop what this call started, then report
-        for name in ("kube", "aws"):
-            if name in started or (name == "kube" and kube_pending is not None):
+        for name, pending in (("kube", kube_pending), ("aws", aws_pending)):
+            if pending is not None:
                 procs.stop(procs_state.get(name))
         if pg_started_here:
             cluster.stop()
@@ -349,6 +354,11 @@ def down(state_dir: str | os.PathLike | None = None) -> list[str]:
             cluster = _cluster(state)
             if cluster.running() and cluster.stop():
                 stopped.append("postgres")
+            # clusters a scenario or runbook started under the sandbox (PITR restore targets)
+            roots = {sd, Path(state.get("data_root") or sd)}
+            for data in sorted({d for root in roots for d in postgres.clusters_under(root)}):
+                postgres.stop_cluster(data, bin_dir=Path(state["info"]["pg_bin_dir"]))
+                stopped.append(f"postgres:{data}")
         data_root = state.get("data_root")
         if (
             data_root

@@ -382,8 +382,40 @@ def test_down_stops_every_pid_and_removes_state(scenarios, private_dir):
     assert set(recs) == {"aws", "postgres", "kube", "spawn:sleeper"}
     assert all(procs.alive(r) for r in recs.values())
     data_root = Path(_state(info)["data_root"])
+    # a second cluster under the sandbox, as a PITR restore leaves one: down stops it too
+    ctx = sb.ScenarioContext(info)
+    target = ctx.scenario_dir("good") / "restore"
+    ctx.chown_to_pg(target.parent)
+    init = ctx.run_as_pg(
+        [ctx.pg_bin("initdb"), "-D", target, "-U", "opslib", "--auth=trust", "--no-sync"],
+        capture_output=True,
+        text=True,
+    )
+    assert init.returncode == 0, init.stderr
+    port = procs.free_port()
+    started = ctx.run_as_pg(
+        [
+            ctx.pg_bin("pg_ctl"),
+            "-D",
+            target,
+            "-l",
+            target.parent / "restore.log",
+            "-w",
+            "-o",
+            f"-p {port} -c listen_addresses=127.0.0.1 -k {target.parent}",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert started.returncode == 0, started.stderr
+    restored_pid = int((target / "postmaster.pid").read_text().splitlines()[0])
+    restored = {"pid": restored_pid, "start": procs.start_time(restored_pid)}
+    assert procs.alive(restored)
+
     stopped = sb.down(private_dir)
-    assert sorted(stopped) == ["aws", "kube", "postgres", "spawn:sleeper"]
+    assert sorted(stopped) == ["aws", "kube", "postgres", f"postgres:{target}", "spawn:sleeper"]
+    assert not procs.alive(restored) and not procs.port_open(port)
     assert not any(procs.alive(r) for r in recs.values())
     assert not procs.port_open(info.pg_port) and not procs.port_open(
         int(info.aws_endpoint.rsplit(":", 1)[1])
