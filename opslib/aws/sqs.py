@@ -419,6 +419,42 @@ def _fmt_age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def backlog_finding(
+    name: str, role: str, visible: int, in_flight: int, evidence: str, data: dict | None = None
+) -> Finding:
+    """The seed's backlog thresholds as a finding: >= 10,000 critical, >= 1,000 warning."""
+    source = f"sqs:{name}"
+    data = data or {}
+    if visible >= BACKLOG_CRITICAL:
+        return Finding(
+            Severity.CRITICAL,
+            f"{name}: backlog {visible:,} >= {BACKLOG_CRITICAL:,}",
+            source,
+            evidence,
+            "Scale consumers (001 §5.2) before redriving more into it; find the failure cause.",
+            data,
+        )
+    if visible >= BACKLOG_WARN:
+        return Finding(
+            Severity.WARNING,
+            f"{name}: backlog {visible:,} >= {BACKLOG_WARN:,}",
+            source,
+            evidence,
+            "Watch the backlog drain; scale consumers if it keeps growing (001 §5.2).",
+            data,
+        )
+    if "dlq" in role and visible + in_flight > 0:
+        return Finding(
+            Severity.INFO,
+            f"{name}: {visible + in_flight:,} message(s) in the DLQ",
+            source,
+            evidence,
+            "Inspect the sample below, fix the cause, then redrive.",
+            data,
+        )
+    return Finding(Severity.OK, f"{name}: backlog {visible:,}", source, evidence, "", data)
+
+
 def queue_health(
     queue: QueueRef, *, sqs, role: str, cloudwatch=None, sample: Sample | None = None
 ) -> tuple[QueueHealth, list[Finding]]:
@@ -474,43 +510,7 @@ def queue_health(
         "delayed": delayed,
         "oldest_age_seconds": age,
     }
-    if visible >= BACKLOG_CRITICAL:
-        findings.append(
-            Finding(
-                Severity.CRITICAL,
-                f"{queue.name}: backlog {visible:,} >= {BACKLOG_CRITICAL:,}",
-                source,
-                evidence,
-                "Scale consumers (001 §5.2) before redriving more into it; find the failure cause.",
-                data,
-            )
-        )
-    elif visible >= BACKLOG_WARN:
-        findings.append(
-            Finding(
-                Severity.WARNING,
-                f"{queue.name}: backlog {visible:,} >= {BACKLOG_WARN:,}",
-                source,
-                evidence,
-                "Watch the backlog drain; scale consumers if it keeps growing (001 §5.2).",
-                data,
-            )
-        )
-    elif "dlq" in role and visible + in_flight > 0:
-        findings.append(
-            Finding(
-                Severity.INFO,
-                f"{queue.name}: {visible + in_flight:,} message(s) in the DLQ",
-                source,
-                evidence,
-                "Inspect the sample below, fix the cause, then redrive.",
-                data,
-            )
-        )
-    else:
-        findings.append(
-            Finding(Severity.OK, f"{queue.name}: backlog {visible:,}", source, evidence, "", data)
-        )
+    findings.append(backlog_finding(queue.name, role, visible, in_flight, evidence, data))
     if age is not None and retention and age >= RETENTION_ALERT_SHARE * retention:
         findings.append(
             Finding(

@@ -1,0 +1,161 @@
+"""A loopback HTTP proxy that injects SQS faults on the wire, in front of a real SQS server.
+
+Tests point a boto3 client (or a whole ``opslib run``) at the proxy instead of the server; the
+code under test is not patched. Faults, per operation (the JSON protocol's X-Amz-Target):
+
+- ``fail_every``: every k-th batch entry (SendMessageBatch / DeleteMessageBatch) is removed from
+  the forwarded request and reported back in ``Failed`` (SenderFault false, InternalError), as
+  SQS does for a partial batch failure;
+- ``throttle_every``: every k-th call is answered 400 ThrottlingException without forwarding;
+- ``ambiguous_every``: every k-th SendMessageBatch is forwarded (so it IS applied) and then
+  answered 500, the case where the caller cannot know whether the send happened.
+
+``counts`` records what was injected, so tests can assert the faults really happened.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+
+class FaultProxy:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        fail_every: dict[str, int] | None = None,
+        throttle_every: dict[str, int] | None = None,
+        ambiguous_every: dict[str, int] | None = None,
+    ) -> None:
+        u = urlparse(upstream)
+        self.upstream = (u.hostname or "127.0.0.1", u.port or 80)
+        self.fail_every = dict(fail_every or {})
+        self.throttle_every = dict(throttle_every or {})
+        self.ambiguous_every = dict(ambiguous_every or {})
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._calls: Counter[str] = Counter()
+        self._entries: Counter[str] = Counter()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # keep test output clean
+                return
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                proxy._handle(self)
+
+            def do_GET(self) -> None:  # noqa: N802
+                proxy._handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _tick(self, kind: str, op: str, every: int) -> bool:
+        with self._lock:
+            key = f"{kind}:{op}"
+            self._calls[key] += 1
+            return every > 0 and self._calls[key] % every == 0
+
+    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        conn = http.client.HTTPConnection(*self.upstream, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _reply(h: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
+        h.send_response(status)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("x-amzn-RequestId", "faultproxy")
+        h.end_headers()
+        h.wfile.write(body)
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        headers = {
+            k: v for k, v in h.headers.items() if k.lower() not in ("connection", "keep-alive")
+        }
+        op = (h.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
+        ctype = h.headers.get("Content-Type", "application/x-amz-json-1.0")
+        if op and self._tick("throttle", op, self.throttle_every.get(op, 0)):
+            with self._lock:
+                self.counts[f"throttled:{op}"] += 1
+            err = {
+                "__type": "com.amazon.coral.availability#ThrottlingException",
+                "message": "Rate exceeded (injected)",
+            }
+            return self._reply(h, 400, json.dumps(err).encode(), ctype)
+        failed: list[dict] = []
+        every = self.fail_every.get(op, 0)
+        if every and op in ("SendMessageBatch", "DeleteMessageBatch"):
+            req = json.loads(body or b"{}")
+            keep = []
+            for e in req.get("Entries", []):
+                with self._lock:
+                    self._entries[op] += 1
+                    hit = self._entries[op] % every == 0
+                if hit:
+                    failed.append(
+                        {
+                            "Id": e["Id"],
+                            "SenderFault": False,
+                            "Code": "InternalError",
+                            "Message": "injected partial failure",
+                        }
+                    )
+                else:
+                    keep.append(e)
+            with self._lock:
+                self.counts[f"failed_entries:{op}"] += len(failed)
+            if not keep:
+                return self._reply(
+                    h, 200, json.dumps({"Successful": [], "Failed": failed}).encode(), ctype
+                )
+            req["Entries"] = keep
+            body = json.dumps(req).encode()
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+            headers["Content-Length"] = str(len(body))
+        status, rheaders, rbody = self._forward(h.command, h.path, headers, body)
+        if (
+            op == "SendMessageBatch"
+            and status == 200
+            and self._tick("ambiguous", op, self.ambiguous_every.get(op, 0))
+        ):
+            with self._lock:
+                self.counts[f"ambiguous:{op}"] += 1
+            err = {
+                "__type": "com.amazon.coral.service#InternalFailure",
+                "message": "injected after apply",
+            }
+            return self._reply(h, 500, json.dumps(err).encode(), ctype)
+        if failed and status == 200:
+            doc = json.loads(rbody or b"{}")
+            doc.setdefault("Failed", [])
+            doc["Failed"] = list(doc["Failed"]) + failed
+            rbody = json.dumps(doc).encode()
+        self._reply(
+            h, status, rbody, rheaders.get("Content-Type", rheaders.get("content-type", ctype))
+        )

@@ -1,0 +1,419 @@
+"""opslib.aws.sqs / sqs_move against a real SQS server on loopback (the sandbox's moto server).
+
+Each test that moves messages makes its own small queue pair (unique names), so tests do not
+depend on each other; faults are injected on the wire by tests/unit/faultproxy.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from opslib.aws import sqs as S
+from opslib.aws.sqs_move import move_messages
+from opslib.errors import BadInputError, NotFoundError
+from opslib.findings import Severity
+from opslib.safety import ChangeStatus, gate
+from tests.unit.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def sqs(sandbox):
+    from opslib.clients import aws_client
+
+    return aws_client("sqs")
+
+
+def body(i: int) -> str:
+    if i % 10 < 7:
+        return json.dumps({"id": i, "error": {"type": "Timeout"}})
+    return json.dumps({"id": i, "errorType": "ValidationError", "errorMessage": f"bad sku {i}"})
+
+
+def attrs(i: int) -> dict:
+    return {
+        "tenant": {"DataType": "String", "StringValue": f"t-{i % 3}"},
+        "attempt": {"DataType": "Number", "StringValue": str(i)},
+        "blob": {"DataType": "Binary", "BinaryValue": bytes([i % 256, 7])},
+    }
+
+
+def make_pair(sqs, n: int, *, fifo: bool = False, groups: int = 3) -> tuple[str, str]:
+    """A DLQ with ``n`` messages and a source queue whose redrive policy targets it."""
+    tag = uuid.uuid4().hex[:8]
+    suffix = ".fifo" if fifo else ""
+    extra = {"FifoQueue": "true"} if fifo else {}
+    dlq = sqs.create_queue(QueueName=f"t{tag}-dlq{suffix}", Attributes=extra)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    src = sqs.create_queue(
+        QueueName=f"t{tag}{suffix}",
+        Attributes=dict(
+            extra, RedrivePolicy=json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})
+        ),
+    )["QueueUrl"]
+    for start in range(0, n, 10):
+        entries = []
+        for i in range(start, min(n, start + 10)):
+            e = {"Id": str(i - start), "MessageBody": body(i), "MessageAttributes": attrs(i)}
+            if fifo:
+                g = f"g{i % groups}"
+                e.update(
+                    MessageGroupId=g,
+                    MessageDeduplicationId=f"d{i}",
+                    MessageBody=json.dumps({"group": g, "seq": i // groups}),
+                )
+            entries.append(e)
+        assert not sqs.send_message_batch(QueueUrl=dlq, Entries=entries).get("Failed")
+    return dlq, src
+
+
+def drain(sqs, url: str) -> list[dict]:
+    """Every message of a queue, in receive order, consumed (for verification only)."""
+    out: list[dict] = []
+    empty = 0
+    while empty < 2:
+        msgs = sqs.receive_message(
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not msgs:
+            empty += 1
+            continue
+        empty = 0
+        out += msgs
+        sqs.delete_message_batch(
+            QueueUrl=url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+            ],
+        )
+    return out
+
+
+def counts(sqs, url: str) -> tuple[int, int]:
+    a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def read_journal(path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+# ------------------------------------------------------------------------- pure functions
+
+
+def test_filter_parsing_and_matching():
+    assert S.parse_filter("").matches("anything")
+    f = S.parse_filter("error.type == 'Timeout'")
+    assert f.kind == "jmespath"
+    assert f.matches(body(0)) and not f.matches(body(7)) and not f.matches("not json")
+    r = S.parse_filter(r"re:bad sku \d+")
+    assert r.kind == "regex" and r.matches(body(7)) and not r.matches(body(0))
+    with pytest.raises(BadInputError, match="not valid JMESPath"):
+        S.parse_filter("error.type == ")
+    with pytest.raises(BadInputError, match="does not compile"):
+        S.parse_filter("re:([")
+
+
+def test_error_shape_and_redaction():
+    assert S.error_shape(body(0)) == ("{error,id}", "Timeout")
+    assert S.error_shape(body(7)) == ("{errorMessage,errorType,id}", "ValidationError")
+    assert S.error_shape("upstream 503 at 12:00")[0] == "text: upstream # at #:#"
+    shown = S.redact_body(
+        json.dumps(
+            {
+                "card_number": "4111111111111111",
+                "note": "pan 4111 1111 1111 1111",
+                "password": "hunter22",
+                "amount": 5,
+            }
+        )
+    )
+    assert "4111" not in shown and "hunter22" not in shown and '"amount":5' in shown
+
+
+@pytest.mark.parametrize(
+    ("visible", "severity"),
+    [
+        (0, Severity.OK),
+        (999, Severity.OK),
+        (1_000, Severity.WARNING),
+        (9_999, Severity.WARNING),
+        (10_000, Severity.CRITICAL),
+    ],
+)
+def test_backlog_thresholds(visible, severity):
+    f = S.backlog_finding("q", "source", visible, 0, "")
+    assert f.severity is severity
+
+
+# ------------------------------------------------------------------------- against the server
+
+
+def test_preflight_refuses_bad_input(sqs):
+    dlq, src = make_pair(sqs, 0)
+    with pytest.raises(NotFoundError, match="does not exist"):
+        S.preflight("no-such-dlq", sqs=sqs)
+    with pytest.raises(NotFoundError, match="destination"):
+        S.preflight(dlq, "no-such-destination", sqs=sqs)
+    with pytest.raises(BadInputError, match="not a dead-letter queue"):
+        S.preflight(src, sqs=sqs)
+    with pytest.raises(BadInputError, match="JMESPath"):
+        S.preflight(dlq, filter_expression="a ==", sqs=sqs)
+    fdlq, fsrc = make_pair(sqs, 0, fifo=True)
+    with pytest.raises(BadInputError, match="FIFO"):
+        S.preflight(fdlq, src, sqs=sqs)
+    filtered = S.preflight(dlq, sqs=sqs, filter_expression="id")
+    with pytest.raises(BadInputError, match="native"):
+        S.choose_strategy(filtered, sqs=sqs, strategy="native")
+    target = S.preflight(dlq, sqs=sqs)
+    assert [s.url for s in target.sources] == [src] and target.destination is None
+    assert target.destination_label == src.rsplit("/", 1)[-1]
+
+
+def test_sample_reads_without_consuming(sqs):
+    dlq, _ = make_pair(sqs, 30)
+    target = S.preflight(dlq, sqs=sqs, filter_expression="error.type == 'Timeout'")
+    sample = S.sample_messages(target.dlq, sqs=sqs, size=20, message_filter=target.message_filter)
+    assert len(sample.messages) == 20
+    assert counts(sqs, dlq) == (30, 0)  # released at once, nothing consumed
+    shapes = sample.shapes_frame()
+    assert set(shapes["error"]) == {"Timeout", "ValidationError"}
+    assert shapes["count"].sum() == 20
+    assert sample.matched == sum(m.error == "Timeout" for m in sample.messages)
+    assert all(m.attribute_names == ("attempt", "blob", "tenant") for m in sample.messages)
+    health = S.redrive_health(target, sqs=sqs, sample=sample)
+    dlq_row = health.get(target.dlq.name)
+    assert dlq_row.visible == 30 and dlq_row.oldest_age_from == "sample"
+    assert any(
+        f.severity is Severity.INFO and "30 message(s) in the DLQ" in f.title
+        for f in health.findings
+    )
+
+
+def test_backlog_warning_at_1000(sqs):
+    dlq, src = make_pair(sqs, 0)
+    for _ in range(100):
+        sqs.send_message_batch(
+            QueueUrl=src, Entries=[{"Id": str(j), "MessageBody": "x"} for j in range(10)]
+        )
+    health = S.redrive_health(S.preflight(dlq, sqs=sqs), sqs=sqs)
+    warn = [f for f in health.findings if f.severity is Severity.WARNING and ">= 1,000" in f.title]
+    assert warn and warn[0].source.endswith(src.rsplit("/", 1)[-1])
+    # the destination has messages and no consumer reading: flagged too
+    assert any("no consumer appears to be reading" in f.title for f in health.findings)
+
+
+def test_dry_run_moves_nothing(sqs):
+    dlq, src = make_pair(sqs, 25)
+    target = S.preflight(dlq, sqs=sqs)
+    plan = S.plan_redrive(target, sqs=sqs)
+    assert S.plan_strategy(plan) == "copy"  # moto has no StartMessageMoveTask
+    assert plan.changes[0].params["planned_count"] == 25
+    assert any("Duplicates possible" in w for w in plan.warnings)
+    before = S.before_counts(target, sqs=sqs)
+    assert gate(plan, dry_run=True, approved_by="", execute=S.redrive_executor(sqs=sqs)) is None
+    assert gate(plan, dry_run=False, approved_by="", execute=S.redrive_executor(sqs=sqs)) is None
+    v = S.verify_redrive(target, plan, None, sqs=sqs, before=before)
+    assert (v.moved, v.remaining, v.applied) == (0, 25, False)
+    assert counts(sqs, dlq) == (25, 0) and counts(sqs, src) == (0, 0)
+
+
+def test_move_keeps_attributes_and_journals_every_id(sqs, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSLIB_RUN_DIR", str(tmp_path))
+    dlq, src = make_pair(sqs, 40)
+    target = S.preflight(dlq, sqs=sqs)
+    plan = S.plan_redrive(target, sqs=sqs, concurrency=3)
+    before = S.before_counts(target, sqs=sqs)
+    result = gate(
+        plan,
+        dry_run=False,
+        approved_by="tester",
+        execute=S.redrive_executor(sqs=sqs, progress=False),
+    )
+    assert result.outcomes[0].status is ChangeStatus.APPLIED
+    v = S.verify_redrive(target, plan, result, sqs=sqs, before=before)
+    assert (v.moved, v.failed, v.skipped, v.remaining, v.possible_duplicates) == (40, 0, 0, 0, ())
+    moved = drain(sqs, src)
+    assert sorted(json.loads(m["Body"])["id"] for m in moved) == list(range(40))
+    for m in moved:
+        i = json.loads(m["Body"])["id"]
+        got = {
+            k: {kk: vv for kk, vv in v.items() if kk in ("DataType", "StringValue", "BinaryValue")}
+            for k, v in m["MessageAttributes"].items()
+        }
+        assert got == attrs(i), f"attributes of message {i} changed"
+    journal = read_journal(tmp_path / "attachments" / "redrive-journal.jsonl")
+    sent = {r["source_id"]: r["new_id"] for r in journal if r["event"] == "sent"}
+    deleted = {r["source_id"] for r in journal if r["event"] == "deleted"}
+    assert len(sent) == 40 and deleted == set(sent)
+    assert set(sent.values()) == {m["MessageId"] for m in moved}
+    assert journal[0]["event"] == "start" and journal[-1]["event"] == "end"
+
+
+def test_filter_moves_matching_and_releases_the_rest(sqs, tmp_path):
+    dlq, src = make_pair(sqs, 40)
+    r = move_messages(
+        dlq,
+        src,
+        sqs=sqs,
+        message_filter=S.parse_filter("error.type == 'Timeout'"),
+        concurrency=2,
+        journal_path=tmp_path / "j.jsonl",
+        show_progress=False,
+    )
+    assert (r.moved, r.skipped, r.failed) == (28, 12, 0)
+    assert counts(sqs, dlq) == (12, 0)  # skipped ones released at once, not left invisible
+    assert counts(sqs, src) == (28, 0)
+    assert all(json.loads(m["Body"])["errorType"] == "ValidationError" for m in drain(sqs, dlq))
+
+
+def test_max_messages_is_a_hard_cap(sqs, tmp_path):
+    dlq, src = make_pair(sqs, 40)
+    r = move_messages(
+        dlq,
+        src,
+        sqs=sqs,
+        max_messages=15,
+        concurrency=4,
+        journal_path=tmp_path / "j.jsonl",
+        show_progress=False,
+    )
+    assert r.moved == 15
+    assert counts(sqs, dlq) == (25, 0) and counts(sqs, src) == (15, 0)
+
+
+def test_rate_limit(sqs, tmp_path):
+    dlq, src = make_pair(sqs, 30)
+    t = time.monotonic()
+    r = move_messages(
+        dlq,
+        src,
+        sqs=sqs,
+        rate_limit_per_second=20,
+        concurrency=4,
+        journal_path=tmp_path / "j.jsonl",
+        show_progress=False,
+    )
+    assert r.moved == 30
+    assert time.monotonic() - t >= 1.0  # 30 messages at 20/s: at least 1 s after the first 10
+
+
+def test_fifo_keeps_group_order(sqs, tmp_path):
+    dlq, src = make_pair(sqs, 36, fifo=True, groups=3)
+    target = S.preflight(dlq, sqs=sqs)
+    plan = S.plan_redrive(target, sqs=sqs, concurrency=8)
+    assert plan.changes[0].params["concurrency"] == 1
+    assert any("FIFO" in w for w in plan.warnings)
+    r = move_messages(
+        dlq, src, sqs=sqs, fifo=True, journal_path=tmp_path / "j.jsonl", show_progress=False
+    )
+    assert r.moved == 36 and counts(sqs, dlq) == (0, 0)
+    moved = drain(sqs, src)
+    seqs: dict[str, list[int]] = {}
+    for m in moved:
+        b = json.loads(m["Body"])
+        assert m["Attributes"]["MessageGroupId"] == b["group"]
+        seqs.setdefault(b["group"], []).append(b["seq"])
+    assert seqs == {f"g{g}": list(range(12)) for g in range(3)}
+
+
+def _proxy_client(url: str):
+    from opslib.clients import aws_config, aws_session
+
+    return aws_session().client("sqs", endpoint_url=url, config=aws_config())
+
+
+def test_partial_failures_and_throttling_are_retried_and_counted(sqs, sandbox, tmp_path):
+    dlq, src = make_pair(sqs, 60)
+    with FaultProxy(
+        sandbox.aws_endpoint,
+        fail_every={"SendMessageBatch": 7, "DeleteMessageBatch": 5},
+        throttle_every={"SendMessageBatch": 4, "ReceiveMessage": 5},
+    ) as proxy:
+        client = _proxy_client(proxy.url)
+        r = move_messages(
+            dlq,
+            src,
+            sqs=client,
+            concurrency=3,
+            journal_path=tmp_path / "j.jsonl",
+            show_progress=False,
+        )
+    assert proxy.counts["failed_entries:SendMessageBatch"] > 0
+    assert proxy.counts["failed_entries:DeleteMessageBatch"] > 0
+    assert proxy.counts["throttled:SendMessageBatch"] > 0
+    assert r.send_retries >= proxy.counts["failed_entries:SendMessageBatch"]
+    assert r.delete_retries >= proxy.counts["failed_entries:DeleteMessageBatch"]
+    assert r.throttled >= proxy.counts["throttled:SendMessageBatch"]
+    assert (r.moved, r.failed, r.possible_duplicates) == (60, 0, ())
+    assert counts(sqs, dlq) == (0, 0)
+    assert sorted(json.loads(m["Body"])["id"] for m in drain(sqs, src)) == list(range(60))
+
+
+def test_ambiguous_sends_are_reported_and_a_rerun_finishes(sqs, sandbox, tmp_path):
+    """A send applied server-side but answered 500: the copy may exist twice; it must be reported.
+
+    Then a re-run without faults finishes the job; nothing is lost and every duplicate in the
+    destination is one the mover reported.
+    """
+    dlq, src = make_pair(sqs, 50)
+    with FaultProxy(
+        sandbox.aws_endpoint,
+        ambiguous_every={"SendMessageBatch": 3},
+        fail_every={"DeleteMessageBatch": 4},
+    ) as proxy:
+        client = _proxy_client(proxy.url)
+        r1 = move_messages(
+            dlq,
+            src,
+            sqs=client,
+            concurrency=2,
+            journal_path=tmp_path / "j1.jsonl",
+            show_progress=False,
+        )
+    assert proxy.counts["ambiguous:SendMessageBatch"] > 0
+    assert r1.possible_duplicates
+    time.sleep(0.1)
+    r2 = move_messages(
+        dlq, src, sqs=sqs, concurrency=2, journal_path=tmp_path / "j2.jsonl", show_progress=False
+    )
+    assert counts(sqs, dlq) == (0, 0)
+    moved = drain(sqs, src)
+    ids = [json.loads(m["Body"])["id"] for m in moved]
+    assert set(ids) == set(range(50))  # nothing lost
+    dup_bodies = {i for i in ids if ids.count(i) > 1}
+    # map reported source message ids to bodies through the journal
+    reported = set()
+    for name in ("j1.jsonl", "j2.jsonl"):
+        for rec in read_journal(tmp_path / name):
+            if rec["event"] == "end":
+                reported |= set(rec["possible_duplicates"])
+    sent_bodies = {}
+    for m in moved:
+        sent_bodies.setdefault(json.loads(m["Body"])["id"], set()).add(m["MessageId"])
+    journal_src = {}
+    for name in ("j1.jsonl", "j2.jsonl"):
+        for rec in read_journal(tmp_path / name):
+            if rec["event"] == "sent":
+                journal_src[rec["new_id"]] = rec["source_id"]
+    for i in dup_bodies:
+        sources = {journal_src.get(n) for n in sent_bodies[i]} - {None}
+        assert sources & reported, f"message {i} is duplicated but was not reported"
+    assert r1.moved + r2.moved <= 50 + len(r1.possible_duplicates)
+
+
+def test_not_found_for_missing_queue_by_url(sqs, sandbox):
+    with pytest.raises(NotFoundError):
+        S.resolve_queue(f"{sandbox.aws_endpoint}/123456789012/nope-{uuid.uuid4().hex[:6]}", sqs=sqs)
