@@ -266,8 +266,11 @@ def clusters_under(root: Path) -> list[Path]:
     if not root.is_dir():
         return found
     for dirpath, dirnames, filenames in os.walk(root):
+        if "PG_VERSION" in filenames:
+            dirnames[
+                :
+            ] = []  # a data dir (or base backup): never descend into its thousands of files
         if "postmaster.pid" in filenames:
-            dirnames[:] = []  # do not descend into a data dir
             data = Path(dirpath)
             try:
                 pid = int((data / "postmaster.pid").read_text().splitlines()[0])

@@ -81,44 +81,54 @@ def resolve_state_dir(state_dir: str | os.PathLike | None = None) -> Path:
 
 _held: dict[str, int] = {}
 _held_guard = threading.RLock()
+# serialises read-modify-write of state.json between threads of one process (parallel seeds)
+_state_guard = threading.RLock()
 
 
 @contextlib.contextmanager
 def _locked(sd: Path):
-    """An exclusive lock on the state dir across processes (re-entrant within this process:
-    a seed that spawns a process writes the state while ``up`` holds the lock)."""
+    """An exclusive lock on the state dir across processes.
+
+    Re-entrant within this process, threads included: while ``up`` holds it, the seeds (in
+    worker threads) record the processes they spawn; ``_state_guard`` orders their writes.
+    """
     key = str(sd)
     with _held_guard:
-        if _held.get(key):
+        nested = _held.get(key, 0) > 0
+        if nested:
             _held[key] += 1
-            try:
-                yield
-            finally:
-                _held[key] -= 1
-            return
-        sd.mkdir(parents=True, exist_ok=True)
-        fd = os.open(sd / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    if nested:
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise SandboxError(
-                            f"Another process holds the sandbox lock {sd / '.lock'} "
-                            "for more than 120s; is an `up` or `down` stuck?"
-                        ) from None
-                    time.sleep(0.1)
-            _held[key] = 1
-            try:
-                yield
-            finally:
-                _held[key] = 0
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            yield
         finally:
-            os.close(fd)
+            with _held_guard:
+                _held[key] -= 1
+        return
+    sd.mkdir(parents=True, exist_ok=True)
+    fd = os.open(sd / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SandboxError(
+                        f"Another process holds the sandbox lock {sd / '.lock'} for more than "
+                        "120s; is an `up` or `down` stuck?"
+                    ) from None
+                time.sleep(0.1)
+        with _held_guard:
+            _held[key] = _held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _read_state(sd: Path) -> dict:
@@ -452,12 +462,52 @@ def seed(
         return _seed_locked(sd, state, list(names) if names else None)
 
 
+def _seed_one(ctx, name: str) -> tuple[dict, dict]:
+    """Run one scenario's seed; returns (result record, presets). Never raises."""
+    t0 = time.monotonic()
+    try:
+        module = importlib.import_module(f"opslib.sandbox.scenarios.{name}")
+        got = module.seed(ctx) or {}
+        if not isinstance(got, dict) or not all(isinstance(v, dict) for v in got.values()):
+            raise TypeError(
+                f"seed() must return {{runbook: {{param: value}}}}, got {type(got).__name__}"
+            )
+        json.dumps(got)  # presets must be JSON (they become -p values)
+        return {"ok": True, "error": "", "runbooks": sorted(got)}, got
+    except Exception as exc:  # noqa: BLE001 - a broken scenario must not break the sandbox; recorded
+        err = f"{type(exc).__name__}: {exc}"
+        log.warning("sandbox scenario %s failed: %s", name, err)
+        return {"ok": False, "error": err, "runbooks": [], "traceback": traceback.format_exc()}, {}
+    finally:
+        log.info("sandbox: scenario %s seeded in %.1fs", name, time.monotonic() - t0)
+
+
 def _seed_locked(sd: Path, state: dict, names: list[str] | None) -> dict[str, str]:
+    """Run the seeds, in parallel threads (they touch disjoint resources and mostly wait on
+    the servers), unless ``OPSLIB_SANDBOX_SEED_SERIAL=1``; then save results and presets."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from opslib.sandbox.context import ScenarioContext
     from opslib.sandbox.scenarios import SCENARIOS
 
     info = _info_from_state(state)
     ctx = ScenarioContext(info, data_root=state.get("data_root"))
+    todo = list(names or SCENARIOS)
+    t0 = time.monotonic()
+    timed: dict[str, tuple[dict, dict, float]] = {}
+
+    def run(name: str) -> None:
+        start = time.monotonic()
+        rec, got = _seed_one(ctx, name)
+        timed[name] = (rec, got, round(time.monotonic() - start, 2))
+
+    if os.environ.get("OPSLIB_SANDBOX_SEED_SERIAL") == "1" or len(todo) < 2:
+        for name in todo:
+            run(name)
+    else:
+        with ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="sandbox-seed") as pool:
+            list(pool.map(run, todo))
+
     presets_file = sd / "presets.json"
     try:
         presets = json.loads(presets_file.read_text())
@@ -465,43 +515,19 @@ def _seed_locked(sd: Path, state: dict, names: list[str] | None) -> dict[str, st
         presets = {}
     results = state.setdefault("scenarios", {})
     out: dict[str, str] = {}
-    for name in names or SCENARIOS:
-        t0 = time.monotonic()
-        old = results.get(name, {})
-        for rb in old.get("runbooks", []):
+    for name in todo:  # registry order: a later scenario's presets win on a clash
+        rec, got, seconds = timed[name]
+        for rb in results.get(name, {}).get("runbooks", []):
             presets.pop(rb, None)
-        try:
-            module = importlib.import_module(f"opslib.sandbox.scenarios.{name}")
-            got = module.seed(ctx) or {}
-            if not isinstance(got, dict) or not all(isinstance(v, dict) for v in got.values()):
-                raise TypeError(
-                    f"seed() must return {{runbook: {{param: value}}}}, got {type(got).__name__}"
-                )
-            json.dumps(got)  # presets must be JSON (they become -p values)
-            presets.update(got)
-            results[name] = {
-                "ok": True,
-                "error": "",
-                "runbooks": sorted(got),
-                "seconds": round(time.monotonic() - t0, 2),
-            }
-            out[name] = ""
-        except Exception as exc:  # noqa: BLE001 - a broken scenario must not break the sandbox; recorded
-            err = f"{type(exc).__name__}: {exc}"
-            results[name] = {
-                "ok": False,
-                "error": err,
-                "runbooks": [],
-                "traceback": traceback.format_exc(),
-                "seconds": round(time.monotonic() - t0, 2),
-            }
-            out[name] = err
-            log.warning("sandbox scenario %s failed: %s", name, err)
-        # re-read spawned processes a seed may have recorded meanwhile, then save
-        state["spawned"] = _read_state(sd).get("spawned", state.get("spawned", {}))
+        presets.update(got)
+        results[name] = {**rec, "seconds": seconds}
+        out[name] = rec["error"]
+    # processes the seeds spawned were recorded on disk meanwhile
+    with _state_guard:
+        state["spawned"] = _read_state(sd).get("spawned", {})
+        state["seeded"] = True
+        state["seed_seconds"] = round(time.monotonic() - t0, 2)
         _write_state(sd, state)
-    state["seeded"] = True
-    _write_state(sd, state)
     presets_file.write_text(json.dumps(presets, indent=2, sort_keys=True))
     return out
 
@@ -522,7 +548,7 @@ def spawn_tracked(
     name is stopped first); ``down`` stops it by pid."""
     sd = resolve_state_dir(state_dir)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    with _locked(sd):
+    with _locked(sd), _state_guard:
         state = _read_state(sd)
         spawned = state.setdefault("spawned", {})
         procs.stop(spawned.get(name))
@@ -535,7 +561,7 @@ def spawn_tracked(
 def stop_spawned(state_dir: str | os.PathLike, name: str) -> bool:
     """Stop the background process spawned as ``name``; True if it was running."""
     sd = resolve_state_dir(state_dir)
-    with _locked(sd):
+    with _locked(sd), _state_guard:
         state = _read_state(sd)
         rec = state.get("spawned", {}).pop(name, None)
         _write_state(sd, state)
