@@ -1206,16 +1206,22 @@ def final_status(
     return status
 
 
+def _iso_precise(t: _dt.datetime | None) -> str:
+    if t is None:
+        return "(unknown)"
+    return t.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def resolved_restore_time(pre: Preflight) -> str:
-    """The restore point as recorded: an ISO UTC time, or 'latest (~time)' for postgres latest."""
-    if pre.request.restore_time is None:
-        return (
-            f"latest (~{_iso(pre.restore_time)})"
-            if pre.engine is Engine.POSTGRES
-            else _iso(pre.restore_time)
-        )
-    return _iso(pre.restore_time)
+    """The restore point as recorded (UTC, full precision); 'latest (~time)' for postgres latest."""
+    if pre.request.restore_time is None and pre.engine is Engine.POSTGRES:
+        return f"latest (~{_iso_precise(pre.restore_time)})"
+    return _iso_precise(pre.restore_time)
 
 
-def validation_record(validation: Validation) -> list[dict[str, Any]]:
-    return validation.records()
+def endpoint(outcome: RestoreOutcome) -> str:
+    """host:port of the restored target ("" for DynamoDB or when nothing was restored)."""
+    out = current(outcome)
+    if not out.endpoint:
+        return ""
+    return f"{out.endpoint}:{out.port}" if out.port else out.endpoint

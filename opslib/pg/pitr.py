@@ -464,9 +464,26 @@ def start_server(s: PgRestoreSpec) -> int:
         pid = postmaster_pid(s.target_dir)
         if pid:
             return pid
+        if _server_gave_up(s.log_path):  # it exited before we saw its pid (e.g. WAL missing)
+            raise _stopped_error(s)
         time.sleep(POLL_SECONDS)
     raise PitrRecoveryError(
         f"The restored server did not write postmaster.pid within 30 s.\n{log_tail(s.log_path)}"
+    )
+
+
+def _server_gave_up(log_path: str) -> bool:
+    tail = log_tail(log_path, 5)
+    return "database system is shut down" in tail or "PANIC:" in tail
+
+
+def _stopped_error(s: PgRestoreSpec) -> PitrRecoveryError:
+    time.sleep(0.3)  # let the server finish writing its last log lines
+    return PitrRecoveryError(
+        f"The restored server in {s.target_dir} stopped during recovery (state: "
+        f"{cluster_state(s)}). Its log ({s.log_path}) ends with:\n{log_tail(s.log_path)}\n"
+        "Nothing else was changed; delete the target dir and retry after fixing the cause "
+        "(e.g. a missing WAL segment, or a restore_time after the end of the archive)."
     )
 
 
@@ -555,13 +572,7 @@ def wait_for_promotion(s: PgRestoreSpec, *, timeout_s: float, show_progress: boo
                 shown = int(elapsed)
             pid = postmaster_pid(s.target_dir)
             if not _alive(pid):
-                time.sleep(0.3)  # let the server finish writing its last log lines
-                raise PitrRecoveryError(
-                    f"The restored server in {s.target_dir} stopped during recovery (state: "
-                    f"{cluster_state(s)}). Its log ({s.log_path}) ends with:\n{log_tail(s.log_path)}\n"
-                    "Nothing else was changed; delete the target dir and retry after fixing the cause "
-                    "(e.g. a missing WAL segment, or a restore_time after the end of the archive)."
-                )
+                raise _stopped_error(s)
             if promoted(s):
                 if bar is not None:
                     bar.set_postfix_str("promoted")
