@@ -33,6 +33,7 @@ _PERCENTILE = re.compile(r"^(p|tm|wm|tc|ts)\d{1,2}(\.\d+)?$|^(TM|WM|PR|TC|TS)\("
 
 # Endpoints seen rejecting percentiles in this process: skip the failing call next time.
 _PERCENTILE_REJECTED: set[str] = set()
+_PERCENTILE_OK: set[str] = set()
 
 
 def is_percentile(stat: str) -> bool:
@@ -187,6 +188,27 @@ def _fetch(cloudwatch, batch: Sequence[MetricQuery], stats: Mapping[str, str], s
         kwargs["NextToken"] = token
 
 
+def _probe_rejects(cloudwatch, query: MetricQuery, start: _dt.datetime, end: _dt.datetime) -> bool:
+    """Ask for ONE datapoint of one percentile over the whole window: does the endpoint take them?
+
+    Cheaper than failing the whole batch, which an endpoint may compute (and the client retry)
+    several times before it answers with an error. Any error here counts as a rejection; if
+    the cause was something else (access denied, unreachable), the real call raises it.
+    """
+    import botocore.exceptions
+
+    seconds = max(int((end - start).total_seconds()), 60)
+    period = -(-seconds // 60) * 60  # whole window in one period (a multiple of 60 s)
+    q = replace(query, period=period).to_api()
+    try:
+        cloudwatch.get_metric_data(
+            MetricDataQueries=[q], StartTime=start, EndTime=end, ScanBy="TimestampAscending"
+        )
+    except botocore.exceptions.ClientError:
+        return True
+    return False
+
+
 def get_metrics(
     queries: Iterable[MetricQuery],
     *,
@@ -235,9 +257,16 @@ def get_metrics(
     status: dict[str, str] = {}
     calls = 0
     for batch in _batches(qs, MAX_QUERIES_PER_CALL):
+        pct = [q for q in batch if is_percentile(stats[q.id])]
+        if pct and endpoint not in _PERCENTILE_REJECTED | _PERCENTILE_OK:
+            calls += 1
+            if _probe_rejects(cloudwatch, pct[0], start, end):
+                _PERCENTILE_REJECTED.add(endpoint)
+            else:
+                _PERCENTILE_OK.add(endpoint)
         if endpoint in _PERCENTILE_REJECTED:
             fall_back(
-                batch, f"is not supported by {endpoint or 'this endpoint'} (rejected earlier)"
+                batch, f"is not supported by {endpoint or 'this endpoint'} (a probe was rejected)"
             )
         try:
             p, s, m, n = _fetch(cloudwatch, batch, stats, start, end)
