@@ -104,3 +104,18 @@ def show_figure(fig) -> None:
 
     _display(fig)
     plt.close(fig)
+
+
+def show_cur(cur_report) -> None:
+    """The CUR step's tables, or the visible 'skipped: no cur_path given' line."""
+    from opslib.report import show_skipped, show_table
+
+    if cur_report is None:
+        show_skipped("cur_path")
+        return
+    show_table(cur_report.top_resources, title="Top resources by cost")
+    show_table(cur_report.tags, title="Cost by allocation tag (Environment, Service, Team)")
+    show_table(cur_report.instance_types, title="EC2 instance types by cost", max_rows=15)
+    print(
+        f"NAT gateway usage over the period: {cur_report.nat_cost:,.2f}; source: {cur_report.source}"
+    )
