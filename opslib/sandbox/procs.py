@@ -78,27 +78,41 @@ def _reap(pid: int) -> None:
         pass  # not our child: its own parent (or init) reaps it
 
 
-def stop(record: dict | None, *, grace: float = 5.0) -> bool:
-    """SIGTERM the recorded process group, SIGKILL after ``grace`` seconds; True if it was running."""
-    if not alive(record):
-        return False
-    assert record is not None
-    pid = int(record["pid"])
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # started with start_new_session: pgid == pid, children included
+    except ProcessLookupError:
+        pass  # already gone
+    except PermissionError:
+        os.kill(pid, sig)
+
+
+def stop_many(records: dict[str, dict | None], *, grace: float = 5.0) -> list[str]:
+    """SIGTERM every recorded process group at once, SIGKILL what is left after ``grace``
+    seconds; returns the names that were running. Only pids whose start time still matches
+    the record are signalled."""
+    running = {name: rec for name, rec in records.items() if alive(rec)}
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        try:
-            os.killpg(pid, sig)  # started with start_new_session: pgid == pid
-        except ProcessLookupError:
+        left = {n: r for n, r in running.items() if alive(r)}
+        if not left:
             break
-        except PermissionError:
-            os.kill(pid, sig)
+        for rec in left.values():
+            _signal(int(rec["pid"]), sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            _reap(pid)
-            if not alive(record):
-                return True
+            for rec in left.values():
+                _reap(int(rec["pid"]))
+            if not any(alive(r) for r in left.values()):
+                break
             time.sleep(0.05)
-    _reap(pid)
-    return True
+    for rec in running.values():
+        _reap(int(rec["pid"]))
+    return sorted(running)
+
+
+def stop(record: dict | None, *, grace: float = 5.0) -> bool:
+    """SIGTERM the recorded process group, SIGKILL after ``grace`` seconds; True if it was running."""
+    return bool(stop_many({"p": record}, grace=grace))
 
 
 def wait_until(check, *, timeout: float, interval: float = 0.1) -> bool:

@@ -354,12 +354,10 @@ def down(state_dir: str | os.PathLike | None = None) -> list[str]:
     stopped: list[str] = []
     with _locked(sd):
         state = _read_state(sd)
-        for name, rec in sorted(state.get("spawned", {}).items()):
-            if procs.stop(rec):
-                stopped.append(f"spawn:{name}")
-        for name in ("kube", "aws"):
-            if procs.stop(state.get("processes", {}).get(name)):
-                stopped.append(name)
+        t0 = time.monotonic()
+        records = {f"spawn:{n}": r for n, r in state.get("spawned", {}).items()}
+        records.update({n: state.get("processes", {}).get(n) for n in ("kube", "aws")})
+        stopped += procs.stop_many(records)
         if state.get("info"):
             cluster = _cluster(state)
             if cluster.running() and cluster.stop():
@@ -384,6 +382,7 @@ def down(state_dir: str | os.PathLike | None = None) -> list[str]:
             else:
                 child.unlink(missing_ok=True)
     shutil.rmtree(sd, ignore_errors=True)
+    log.info("sandbox: stopped %s in %.1fs", ", ".join(stopped) or "nothing", time.monotonic() - t0)
     return stopped
 
 
