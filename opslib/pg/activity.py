@@ -365,8 +365,14 @@ def snapshot(
     long_query_seconds: int = 300,
     top_statements: int = 10,
     statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+    all_databases: bool = False,
 ) -> Activity:
-    """Read pg_stat_activity, the blocking tree, connections and top statements in one pass."""
+    """Read pg_stat_activity, the blocking tree, connections and top statements in one pass.
+
+    Sessions, locks and long queries are those of the connected database (seed 001 §4.1 filters
+    on ``datname``), unless ``all_databases``; connections count the whole server, because
+    ``max_connections`` is server-wide.
+    """
     if long_query_seconds < 0:
         raise BadInputError(
             "long_query_seconds must be >= 0 (seconds a query may run before it is 'long')."
@@ -377,9 +383,9 @@ def snapshot(
         _set_local_limits(cur, statement_timeout_ms)
         cur.execute(
             "SELECT current_setting('server_version'), current_setting('max_connections')::int, "
-            "pg_backend_pid(), clock_timestamp()"
+            "pg_backend_pid(), clock_timestamp(), current_database()"
         )
-        version, max_conn, own_pid, now = cur.fetchone()
+        version, max_conn, own_pid, now, dbname = cur.fetchone()
         cur.execute(_SESSIONS_SQL, {"qlen": QUERY_TEXT_MAX})
         sessions = tuple(
             PgSession(
@@ -405,6 +411,10 @@ def snapshot(
         )
         statements, note = _statements(cur, top_statements)
 
+    all_clients = [s for s in sessions if s.backend_type == "client backend"]
+    if not all_databases:
+        # background workers have no database; keep them so the tree can name them
+        sessions = tuple(s for s in sessions if s.datname in (dbname, ""))
     clients = [s for s in sessions if s.backend_type == "client backend"]
     long_q = sorted(
         (
@@ -428,7 +438,7 @@ def snapshot(
         long_queries=tuple(long_q),
         idle_in_transaction=tuple(idle_tx),
         blocking=_tree(sessions),
-        connections=len(clients),
+        connections=len(all_clients),
         max_connections=int(max_conn),
         statements=statements,
         statements_note=note,
