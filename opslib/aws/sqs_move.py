@@ -12,7 +12,9 @@ connections); FIFO runs one worker so the order within each message group is kep
 What makes it safe to interrupt and re-run: a message is deleted from the DLQ only after its
 send succeeded, so at any instant every message is in the DLQ, the destination, or both; "both"
 is exactly the set of *possible duplicates* (send succeeded or may have, delete not done), and
-the journal says which: a ``sent`` line without a ``deleted`` line. Non-matching (skipped) and
+the journal says which: a ``sending`` or ``sent`` line without a ``deleted`` line (``sending`` is
+written before each SendMessageBatch, ``sent`` with the new ids after it, ``deleted`` after the
+DeleteMessageBatch). Non-matching (skipped) and
 failed messages are held invisible during the run so they are looked at once, then released.
 """
 
@@ -339,8 +341,11 @@ class _Mover:
                     QueueUrl=dest,
                     Entries=[entries[i] for i in pending],
                 )
-            except InterruptedError:
-                raise
+            except InterruptedError:  # stopped between retries: these stay in the DLQ
+                ambiguous = ambiguous or self.attempts.ambiguous
+                for i in pending:
+                    failed[i] = "interrupted"
+                return sent, failed, ambiguous
             except Exception as exc:  # noqa: BLE001 - recorded and shown
                 status = int(
                     (getattr(exc, "response", None) or {})
@@ -371,7 +376,9 @@ class _Mover:
                 self.send_retries += len(retry)
             pending = retry
             if self.stop.wait(_backoff(attempt)):
-                raise InterruptedError("move stopped")
+                for i in pending:
+                    failed[i] = "interrupted"
+                return sent, failed, ambiguous
             since = self._extend_if_slow(handles, since)
         for i in pending:
             failed[i] = "retries exhausted"
@@ -388,10 +395,10 @@ class _Mover:
                     QueueUrl=self.dlq_url,
                     Entries=[{"Id": i, "ReceiptHandle": handles[i]} for i in pending],
                 )
-            except InterruptedError:
-                raise
+            except InterruptedError:  # sent but not deleted: reported as possible duplicates
+                return {**failed, **{i: "interrupted" for i in pending}}
             except Exception as exc:  # noqa: BLE001 - recorded and shown
-                return {i: f"{_code(exc)}: {str(exc)[:120]}" for i in pending}
+                return {**failed, **{i: f"{_code(exc)}: {str(exc)[:120]}" for i in pending}}
             retry = []
             for f in resp.get("Failed", []):
                 if f.get("SenderFault"):
@@ -458,6 +465,16 @@ class _Mover:
         dups_now: list[str] = []
         for dest, group in by_dest.items():
             dname = queue_name_from(dest)
+            # intent first: a kill between this line and the "sent" lines leaves an audit trail
+            records.append(
+                {
+                    "event": "sending",
+                    "destination": dname,
+                    "source_ids": [m["MessageId"] for m in group],
+                }
+            )
+            self.journal.write(records)
+            records = []
             sent, failed, ambiguous = self._send(dest, group, received_at)
             for i, why in failed.items():
                 failed_now.append((group[int(i)], why))
@@ -535,6 +552,8 @@ class _Mover:
                 break
             try:
                 self.limiter.acquire(n, self.stop)
+                if self.stop.is_set():  # interrupted while waiting for the rate limit
+                    raise InterruptedError("move stopped")
                 resp = self._call(
                     self.sqs.receive_message,
                     QueueUrl=self.dlq_url,
@@ -836,3 +855,28 @@ def native_move(
     if interrupted:
         raise KeyboardInterrupt(f"redrive interrupted; move task {handle[:24]}... cancelled")
     return result
+
+
+def journal_open_ids(path: Path | str) -> set[str]:
+    """Source ids a (possibly interrupted) run may have copied without deleting from the DLQ.
+
+    Reads a redrive journal: ids in a ``sending`` or ``sent`` line with no ``deleted`` line.
+    After a killed run, these are the only messages that can be in both queues; audit them
+    (or delete them from the DLQ) before concluding a redrive.
+    """
+    touched: set[str] = set()
+    deleted: set[str] = set()
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:  # a line cut by the kill: its batch is covered by "sending"
+                continue
+            ev = rec.get("event")
+            if ev == "sending":
+                touched.update(rec.get("source_ids", []))
+            elif ev == "sent":
+                touched.add(rec["source_id"])
+            elif ev == "deleted":
+                deleted.add(rec["source_id"])
+    return touched - deleted

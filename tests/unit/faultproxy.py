@@ -10,6 +10,14 @@ code under test is not patched. Faults, per operation (the JSON protocol's X-Amz
 - ``ambiguous_every``: every k-th SendMessageBatch is forwarded (so it IS applied) and then
   answered 500, the case where the caller cannot know whether the send happened.
 
+``move_tasks=True`` also answers StartMessageMoveTask / ListMessageMoveTasks /
+CancelMessageMoveTask (which moto lacks) by moving messages on the upstream server in a
+background thread, at ``MaxNumberOfMessagesPerSecond``, so the native strategy's client side
+(start, poll, cancel on interrupt) runs against the wire.
+
+With ``serialize`` (the default) upstream calls go one at a time: moto's SQS is not
+thread-safe (see ``__init__``), and tests of concurrent movers must see SQS's semantics.
+
 ``counts`` records what was injected, so tests can assert the faults really happened.
 """
 
@@ -18,6 +26,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
@@ -31,6 +40,8 @@ class FaultProxy:
         fail_every: dict[str, int] | None = None,
         throttle_every: dict[str, int] | None = None,
         ambiguous_every: dict[str, int] | None = None,
+        move_tasks: bool = False,
+        serialize: bool = True,
     ) -> None:
         u = urlparse(upstream)
         self.upstream = (u.hostname or "127.0.0.1", u.port or 80)
@@ -38,6 +49,13 @@ class FaultProxy:
         self.throttle_every = dict(throttle_every or {})
         self.ambiguous_every = dict(ambiguous_every or {})
         self.counts: Counter[str] = Counter()
+        self.move_tasks = move_tasks
+        # moto 5.2.5's SQS backend has no lock around receive/delete (read-modify-write of the
+        # queue's message list), so concurrent calls can deliver one message twice or resurrect
+        # a deleted one; real SQS does not. Serializing upstream calls gives SQS's semantics.
+        self._serial = threading.Lock() if serialize else None
+        self.tasks: dict[str, dict] = {}
+        self._upstream_url = upstream
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
         self._entries: Counter[str] = Counter()
@@ -75,6 +93,12 @@ class FaultProxy:
             return every > 0 and self._calls[key] % every == 0
 
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes):
+        if self._serial is not None:
+            with self._serial:
+                return self._forward_now(method, path, headers, body)
+        return self._forward_now(method, path, headers, body)
+
+    def _forward_now(self, method: str, path: str, headers: dict[str, str], body: bytes):
         conn = http.client.HTTPConnection(*self.upstream, timeout=60)
         try:
             conn.request(method, path, body=body, headers=headers)
@@ -100,6 +124,15 @@ class FaultProxy:
         }
         op = (h.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
         ctype = h.headers.get("Content-Type", "application/x-amz-json-1.0")
+        if self.move_tasks and op in (
+            "StartMessageMoveTask",
+            "ListMessageMoveTasks",
+            "CancelMessageMoveTask",
+        ):
+            with self._lock:
+                self.counts[f"call:{op}"] += 1
+            doc = getattr(self, "_" + op)(json.loads(body or b"{}"))
+            return self._reply(h, 200, json.dumps(doc).encode(), ctype)
         if op and self._tick("throttle", op, self.throttle_every.get(op, 0)):
             with self._lock:
                 self.counts[f"throttled:{op}"] += 1
@@ -159,3 +192,96 @@ class FaultProxy:
         self._reply(
             h, status, rbody, rheaders.get("Content-Type", rheaders.get("content-type", ctype))
         )
+
+    # -- message move tasks (emulated on top of the upstream server)
+
+    def _sqs(self):
+        import boto3
+
+        return boto3.client(
+            "sqs",
+            endpoint_url=self._upstream_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def _StartMessageMoveTask(self, req: dict) -> dict:  # noqa: N802 - the API's name
+        import uuid
+
+        sqs = self._sqs()
+        src = sqs.get_queue_url(QueueName=req["SourceArn"].rsplit(":", 1)[-1])["QueueUrl"]
+        if req.get("DestinationArn"):
+            dest = sqs.get_queue_url(QueueName=req["DestinationArn"].rsplit(":", 1)[-1])["QueueUrl"]
+        else:
+            dest = sqs.list_dead_letter_source_queues(QueueUrl=src)["queueUrls"][0]
+        a = sqs.get_queue_attributes(QueueUrl=src, AttributeNames=["ApproximateNumberOfMessages"])
+        handle = uuid.uuid4().hex
+        task = {
+            "TaskHandle": handle,
+            "Status": "RUNNING",
+            "SourceArn": req["SourceArn"],
+            "ApproximateNumberOfMessagesMoved": 0,
+            "ApproximateNumberOfMessagesToMove": int(
+                a["Attributes"]["ApproximateNumberOfMessages"]
+            ),
+            "StartedTimestamp": int(time.time() * 1000),
+            "_cancel": threading.Event(),
+        }
+        if req.get("DestinationArn"):
+            task["DestinationArn"] = req["DestinationArn"]
+        with self._lock:
+            self.tasks[handle] = task
+        rate = float(req.get("MaxNumberOfMessagesPerSecond") or 0)
+        threading.Thread(
+            target=self._run_task, args=(task, sqs, src, dest, rate), daemon=True
+        ).start()
+        return {"TaskHandle": handle}
+
+    def _run_task(self, task: dict, sqs, src: str, dest: str, rate: float) -> None:
+        while not task["_cancel"].is_set():
+            msgs = sqs.receive_message(
+                QueueUrl=src,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not msgs:
+                task["Status"] = "COMPLETED"
+                return
+            sqs.send_message_batch(
+                QueueUrl=dest,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": m["Body"],
+                        **(
+                            {"MessageAttributes": m["MessageAttributes"]}
+                            if m.get("MessageAttributes")
+                            else {}
+                        ),
+                    }
+                    for i, m in enumerate(msgs)
+                ],
+            )
+            sqs.delete_message_batch(
+                QueueUrl=src,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+                ],
+            )
+            task["ApproximateNumberOfMessagesMoved"] += len(msgs)
+            if rate:
+                task["_cancel"].wait(len(msgs) / rate)
+
+    def _ListMessageMoveTasks(self, req: dict) -> dict:  # noqa: N802
+        with self._lock:
+            tasks = [t for t in self.tasks.values() if t["SourceArn"] == req.get("SourceArn")]
+        tasks.sort(key=lambda t: -t["StartedTimestamp"])
+        return {"Results": [{k: v for k, v in t.items() if not k.startswith("_")} for t in tasks]}
+
+    def _CancelMessageMoveTask(self, req: dict) -> dict:  # noqa: N802
+        task = self.tasks[req["TaskHandle"]]
+        task["_cancel"].set()
+        task["Status"] = "CANCELLED"
+        return {"ApproximateNumberOfMessagesMoved": task["ApproximateNumberOfMessagesMoved"]}

@@ -29,6 +29,18 @@ def sqs(sandbox):
     return aws_client("sqs")
 
 
+@pytest.fixture(scope="module")
+def serial(sandbox):
+    """A client through a fault-free, serializing proxy, for concurrent movers.
+
+    moto 5.2.5's SQS backend has no lock around receive/delete, so concurrent calls can deliver
+    one message twice or resurrect a deleted one (seen here: 501 moved out of 500); real SQS
+    does not. Serializing upstream calls gives the mover SQS's semantics to be tested against.
+    """
+    with FaultProxy(sandbox.aws_endpoint) as proxy:
+        yield _proxy_client(proxy.url)
+
+
 def body(i: int) -> str:
     if i % 10 < 7:
         return json.dumps({"id": i, "error": {"type": "Timeout"}})
@@ -230,7 +242,7 @@ def test_dry_run_moves_nothing(sqs):
     assert counts(sqs, dlq) == (25, 0) and counts(sqs, src) == (0, 0)
 
 
-def test_move_keeps_attributes_and_journals_every_id(sqs, tmp_path, monkeypatch):
+def test_move_keeps_attributes_and_journals_every_id(sqs, serial, tmp_path, monkeypatch):
     monkeypatch.setenv("OPSLIB_RUN_DIR", str(tmp_path))
     dlq, src = make_pair(sqs, 40)
     target = S.preflight(dlq, sqs=sqs)
@@ -240,7 +252,7 @@ def test_move_keeps_attributes_and_journals_every_id(sqs, tmp_path, monkeypatch)
         plan,
         dry_run=False,
         approved_by="tester",
-        execute=S.redrive_executor(sqs=sqs, progress=False),
+        execute=S.redrive_executor(sqs=serial, progress=False),
     )
     assert result.outcomes[0].status is ChangeStatus.APPLIED
     v = S.verify_redrive(target, plan, result, sqs=sqs, before=before)
@@ -262,12 +274,12 @@ def test_move_keeps_attributes_and_journals_every_id(sqs, tmp_path, monkeypatch)
     assert journal[0]["event"] == "start" and journal[-1]["event"] == "end"
 
 
-def test_filter_moves_matching_and_releases_the_rest(sqs, tmp_path):
+def test_filter_moves_matching_and_releases_the_rest(sqs, serial, tmp_path):
     dlq, src = make_pair(sqs, 40)
     r = move_messages(
         dlq,
         src,
-        sqs=sqs,
+        sqs=serial,
         message_filter=S.parse_filter("error.type == 'Timeout'"),
         concurrency=2,
         journal_path=tmp_path / "j.jsonl",
@@ -279,12 +291,12 @@ def test_filter_moves_matching_and_releases_the_rest(sqs, tmp_path):
     assert all(json.loads(m["Body"])["errorType"] == "ValidationError" for m in drain(sqs, dlq))
 
 
-def test_max_messages_is_a_hard_cap(sqs, tmp_path):
+def test_max_messages_is_a_hard_cap(sqs, serial, tmp_path):
     dlq, src = make_pair(sqs, 40)
     r = move_messages(
         dlq,
         src,
-        sqs=sqs,
+        sqs=serial,
         max_messages=15,
         concurrency=4,
         journal_path=tmp_path / "j.jsonl",
@@ -294,13 +306,13 @@ def test_max_messages_is_a_hard_cap(sqs, tmp_path):
     assert counts(sqs, dlq) == (25, 0) and counts(sqs, src) == (15, 0)
 
 
-def test_rate_limit(sqs, tmp_path):
+def test_rate_limit(sqs, serial, tmp_path):
     dlq, src = make_pair(sqs, 30)
     t = time.monotonic()
     r = move_messages(
         dlq,
         src,
-        sqs=sqs,
+        sqs=serial,
         rate_limit_per_second=20,
         concurrency=4,
         journal_path=tmp_path / "j.jsonl",
@@ -362,7 +374,7 @@ def test_partial_failures_and_throttling_are_retried_and_counted(sqs, sandbox, t
     assert sorted(json.loads(m["Body"])["id"] for m in drain(sqs, src)) == list(range(60))
 
 
-def test_ambiguous_sends_are_reported_and_a_rerun_finishes(sqs, sandbox, tmp_path):
+def test_ambiguous_sends_are_reported_and_a_rerun_finishes(sqs, serial, sandbox, tmp_path):
     """A send applied server-side but answered 500: the copy may exist twice; it must be reported.
 
     Then a re-run without faults finishes the job; nothing is lost and every duplicate in the
@@ -387,7 +399,7 @@ def test_ambiguous_sends_are_reported_and_a_rerun_finishes(sqs, sandbox, tmp_pat
     assert r1.possible_duplicates
     time.sleep(0.1)
     r2 = move_messages(
-        dlq, src, sqs=sqs, concurrency=2, journal_path=tmp_path / "j2.jsonl", show_progress=False
+        dlq, src, sqs=serial, concurrency=2, journal_path=tmp_path / "j2.jsonl", show_progress=False
     )
     assert counts(sqs, dlq) == (0, 0)
     moved = drain(sqs, src)
@@ -417,3 +429,96 @@ def test_ambiguous_sends_are_reported_and_a_rerun_finishes(sqs, sandbox, tmp_pat
 def test_not_found_for_missing_queue_by_url(sqs, sandbox):
     with pytest.raises(NotFoundError):
         S.resolve_queue(f"{sandbox.aws_endpoint}/123456789012/nope-{uuid.uuid4().hex[:6]}", sqs=sqs)
+
+
+def _interrupt_after(seconds: float):
+    """Deliver a KeyboardInterrupt to the main thread after ``seconds`` (as Ctrl-C would)."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    return previous
+
+
+def test_interrupted_copy_stops_cleanly_and_loses_nothing(sqs, serial, tmp_path):
+    import signal
+
+    dlq, src = make_pair(sqs, 100)
+    previous = _interrupt_after(1.5)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="redrive interrupted after moving"):
+            move_messages(
+                dlq,
+                src,
+                sqs=serial,
+                rate_limit_per_second=20,
+                concurrency=2,
+                journal_path=tmp_path / "j.jsonl",
+                show_progress=False,
+            )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    end = read_journal(tmp_path / "j.jsonl")[-1]
+    assert end["event"] == "end" and end["interrupted"] is True
+    assert 0 < end["moved"] < 100
+    in_dlq, in_src = counts(sqs, dlq), counts(sqs, src)
+    assert in_src == (end["moved"], 0)
+    assert in_dlq == (100 - end["moved"], 0)  # workers finished their batch; nothing held
+
+
+def test_native_strategy_start_poll_and_cancel(sqs, sandbox, tmp_path, monkeypatch):
+    """On an endpoint with message move tasks (the proxy emulates them on moto), auto picks
+    native; the task is polled to completion; an interrupt cancels it."""
+    import signal
+
+    from opslib.aws.sqs_move import native_move
+
+    monkeypatch.setenv("OPSLIB_RUN_DIR", str(tmp_path))
+    dlq, src = make_pair(sqs, 40)
+    with FaultProxy(sandbox.aws_endpoint, move_tasks=True) as proxy:
+        client = _proxy_client(proxy.url)
+        target = S.preflight(dlq, sqs=client)
+        plan = S.plan_redrive(target, sqs=client)
+        assert S.plan_strategy(plan) == "native"
+        assert plan.changes[0].action == "sqs:StartMessageMoveTask"
+        assert S.plan_strategy(S.plan_redrive(target, sqs=client, max_messages=5)) == "copy"
+        result = gate(
+            plan,
+            dry_run=False,
+            approved_by="t",
+            execute=S.redrive_executor(sqs=client, progress=False),
+        )
+        assert result.outcomes[0].status is ChangeStatus.APPLIED
+        assert result.outcomes[0].data["move"]["moved"] == 40
+        assert counts(sqs, dlq) == (0, 0) and counts(sqs, src) == (40, 0)
+        journal = read_journal(tmp_path / "attachments" / "redrive-journal.jsonl")
+        assert journal[0]["event"] == "start" and journal[0]["task_handle"]
+
+        dlq2, src2 = make_pair(sqs, 100)
+        arn = sqs.get_queue_attributes(QueueUrl=dlq2, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        previous = _interrupt_after(1.0)
+        try:
+            with pytest.raises(KeyboardInterrupt, match="cancelled"):
+                native_move(
+                    arn,
+                    sqs=client,
+                    rate_limit_per_second=20,
+                    poll_seconds=0.2,
+                    journal_path=tmp_path / "n.jsonl",
+                    show_progress=False,
+                )
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        assert proxy.counts["call:CancelMessageMoveTask"] == 1
+        task = next(t for t in proxy.tasks.values() if t["SourceArn"] == arn)
+        assert task["Status"] == "CANCELLED"
+        time.sleep(1)  # let the emulated task finish its current batch
+        moved = counts(sqs, src2)[0]
+        assert 0 < moved < 100 and counts(sqs, dlq2)[0] + moved == 100
