@@ -178,10 +178,15 @@ class CostData:
         return g.reset_index(drop=True)
 
     def daily(self):
-        """Wide table: one row per day of the period (missing days are 0), one column per group."""
+        """Wide table: one row per day (per month for MONTHLY) of the period, missing ones 0,
+        one column per group."""
         import pandas as pd
 
-        days = pd.date_range(self.query.start, self.query.end - _dt.timedelta(1), freq="D")
+        last = self.query.end - _dt.timedelta(1)
+        if self.query.granularity == "MONTHLY":
+            days = pd.date_range(self.query.start.replace(day=1), last, freq="MS")
+        else:
+            days = pd.date_range(self.query.start, last, freq="D")
         if not len(self.frame):
             return pd.DataFrame(index=days)
         wide = self.frame.pivot_table(index="date", columns="group", values="cost", aggfunc="sum")
@@ -310,7 +315,7 @@ def week_over_week(data: CostData, *, n: int = 10):
     import pandas as pd
 
     daily = data.daily()
-    if len(daily) < 14:
+    if data.query.granularity != "DAILY" or len(daily) < 14:
         return pd.DataFrame(columns=["group", "previous", "current", "change", "change_pct"])
     return _movers(daily.iloc[-14:-7].sum(), daily.iloc[-7:].sum(), n)
 
@@ -446,7 +451,11 @@ def budget_status(data: CostData, budget_monthly: float) -> BudgetStatus:
             f"set start={month_start} for the full month."
         )
     mtd = float(total[total.index >= str(month_start)].sum()) if len(total) else 0.0
-    run_rate = float(total.iloc[-7:].mean()) if len(total) else 0.0
+    if data.query.granularity == "MONTHLY":  # no daily detail: the month so far's average day
+        covered = (as_of - max(month_start, data.query.start)).days + 1
+        run_rate = mtd / covered if covered > 0 else 0.0
+    else:
+        run_rate = float(total.iloc[-7:].mean()) if len(total) else 0.0
     left = days_in_month - as_of.day
     forecast = mtd + run_rate * left
     month = month_start.strftime("%Y-%m")

@@ -284,3 +284,19 @@ def test_budget_notes_a_partial_month():
 def test_top_services_record_shape():
     d = _data("2026-11-01", 3, {"EC2": [1.004, 1, 1], "S3": [0.5, 0.5, 0.5]})
     assert cost.top_services(d) == [{"name": "EC2", "cost": 3.0}, {"name": "S3", "cost": 1.5}]
+
+
+def test_monthly_granularity():
+    q = parse_query("2026-09-01", "2026-11-21", granularity="MONTHLY", today=TODAY)
+    rows = [
+        (dt.date(2026, 9, 1), "EC2", 300.0),
+        (dt.date(2026, 10, 1), "EC2", 310.0),
+        (dt.date(2026, 11, 1), "EC2", 200.0),
+    ]
+    d = make_cost_data(q, rows)
+    assert list(d.daily_total()) == [300.0, 310.0, 200.0]
+    assert cost.week_over_week(d).empty and cost.find_anomalies(d) == []
+    st = cost.budget_status(d, 400)
+    # November 1..20 cost 200: 10/day, 10 days left -> forecast 300 (75%)
+    assert st.month_to_date == pytest.approx(200) and st.forecast == pytest.approx(300)
+    assert st.level is Severity.OK  # month-to-date 50%, forecast 75%: under the 80% threshold
