@@ -99,59 +99,79 @@ def timeline_frame(pre: Any, outcome: Any, validation: Any):
     return pd.DataFrame(rows, columns=["event", "UTC"])
 
 
+def step_durations(outcome: Any, validation: Any) -> list[tuple[str, float, float]]:
+    """(step, start, seconds) after approval: the steps run back to back, then validation."""
+    rows: list[tuple[str, float, float]] = []
+    t = 0.0
+    if outcome.apply_result is not None:
+        for o in outcome.apply_result.outcomes:
+            secs = float(o.data.get("seconds") or 0.0)
+            rows.append((o.action.split(":")[-1], t, secs))
+            t += secs
+    if validation.time_to_restore_seconds is not None:
+        rows.append(("validation", t, max(0.0, validation.time_to_restore_seconds - t)))
+    return rows
+
+
 def timeline_figure(pre: Any, outcome: Any, validation: Any):
-    """Two lanes: the data's restorable window with the restore point, and the run's steps."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    """Left: the restorable window and the restore point. Right: this run's steps after approval."""
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(9, 2.6))
+    # a bare Figure (no pyplot): renders the same under any backend, headless or not
+    fig = Figure(figsize=(10, 2.8))
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.3]})
     if pre.earliest and pre.latest:
         ax.plot(
             [pre.earliest, pre.latest],
-            [1, 1],
-            lw=6,
+            [0, 0],
+            lw=8,
             color="#9ecae1",
             solid_capstyle="butt",
             label="restorable window",
         )
     if pre.restore_time:
-        ax.scatter([pre.restore_time], [1], color="#d62728", zorder=3, label="restore point")
-    run = [
-        (n, t)
-        for n, t in timeline_events(pre, outcome, validation)
-        if n not in ("earliest restorable", "latest restorable", "restore point")
-    ]
-    if run:
-        ax.scatter([t for _, t in run], [0] * len(run), color="#31a354", zorder=3)
-        for i, (n, t) in enumerate(run):
-            ax.annotate(
-                n,
-                (t, 0),
-                textcoords="offset points",
-                xytext=(0, 8 + 10 * (i % 2)),
-                ha="center",
-                fontsize=7,
-            )
-    ax.set_yticks([0, 1], ["this run", "data"])
-    ax.set_ylim(-0.6, 1.6)
+        ax.scatter([pre.restore_time], [0], color="#d62728", zorder=3, s=40, label="restore point")
+    ax.set_yticks([])
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=_dt.UTC))
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
     ax.legend(loc="upper left", fontsize=7, frameon=False)
-    ax.set_title("Point-in-time restore timeline (UTC)", fontsize=9)
-    fig.autofmt_xdate()
+    ax.set_title("Data: restorable window (UTC)", fontsize=9)
+    steps = step_durations(outcome, validation)
+    if steps:
+        names = [n for n, _, _ in steps]
+        ax2.barh(
+            range(len(steps)),
+            [d for _, _, d in steps],
+            left=[s0 for _, s0, _ in steps],
+            color="#31a354",
+        )
+        ax2.set_yticks(range(len(steps)), names, fontsize=7)
+        ax2.invert_yaxis()
+        ax2.set_xlabel("seconds after approval", fontsize=8)
+        total = validation.time_to_restore_seconds
+        title = f"This run: time to restore {total:.1f} s" if total is not None else "This run"
+        ax2.set_title(title, fontsize=9)
+    else:
+        ax2.set_axis_off()
+        ax2.set_title(f"This run: {outcome.status.value} (nothing restored)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def show_timeline(pre: Any, outcome: Any, validation: Any) -> None:
     show_table(timeline_frame(pre, outcome, validation), title="Timeline (UTC)")
-    fig = timeline_figure(pre, outcome, validation)
-    _display(fig)
-    import matplotlib.pyplot as plt
+    import io
 
-    plt.close(fig)
+    fig = timeline_figure(pre, outcome, validation)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    try:
+        from IPython.display import Image
+
+        _display(Image(data=buf.getvalue(), format="png"))
+    except ImportError:
+        print(f"(timeline figure: {len(buf.getvalue())} bytes of PNG)")
 
 
 def show_next_steps(steps: list[str]) -> None:
