@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from opslib.evidence.recorder import record  # noqa: E402
 
-__all__ = ["__version__", "record", "run"]
+__all__ = ["__version__", "capture_evidence", "record", "run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +18,8 @@ def __getattr__(name: str) -> Any:
         from opslib.runner import run
 
         return run
+    if name == "capture_evidence":  # interactive sessions only (opslib/capture.py)
+        from opslib.capture import capture_evidence
+
+        return capture_evidence
     raise AttributeError(f"module 'opslib' has no attribute {name!r}")
