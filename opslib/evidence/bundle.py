@@ -27,30 +27,92 @@ _EXPORTER: Any = None
 _EXPORTER_LOCK = threading.Lock()
 
 
-def html_exporter():
-    """A shared nbconvert HTMLExporter (lab template, images embedded, no CDN needed to read).
+def _exporter_class():
+    from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 
-    Built once per process: template loading is most of the export cost. :func:`warm_up` builds
-    it in a background thread while the kernel runs.
+    class EvidenceHTMLExporter(HTMLExporter):
+        """HTMLExporter minus its BeautifulSoup pass (alt text and tabindex attributes).
+
+        That pass re-parses the whole page and compiles CSS selectors: about a third of a
+        second per process, for accessibility niceties an evidence page can do without.
+        """
+
+        def from_notebook_node(self, nb, resources=None, **kw):
+            langinfo = nb.metadata.get("language_info", {})
+            lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+            highlight_code = self.filters.get(
+                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)
+            )
+            resources = self._init_resources(resources)
+            filter_data_type = WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources
+            )
+            self.register_filter("highlight_code", highlight_code)
+            self.register_filter("filter_data_type", filter_data_type)
+            return TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+
+    return EvidenceHTMLExporter
+
+
+def _jinja_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "opslib" / "jinja"
+
+
+def html_exporter():
+    """A shared HTML exporter (lab template, images embedded, readable offline).
+
+    Built once per process; compiled templates are cached on disk across processes. The runner
+    calls :func:`warm_up` so the build and the first (slow) render happen while the kernel runs.
     """
     global _EXPORTER
     with _EXPORTER_LOCK:
         if _EXPORTER is None:
-            from nbconvert import HTMLExporter
+            try:
+                exp = _exporter_class()(template_name="lab", embed_images=True)
+            except ImportError:  # a future nbconvert moved the internals: use the stock exporter
+                from nbconvert import HTMLExporter
 
-            exp = HTMLExporter(template_name="lab", embed_images=True)
-            exp.exclude_input_prompt = False
+                exp = HTMLExporter(template_name="lab", embed_images=True)
             # The evidence must read offline: do not pull MathJax/require.js from a CDN.
             exp.mathjax_url = ""
             exp.require_js_url = ""
             exp.widget_renderer_url = ""
+            try:
+                import jinja2
+
+                cache = _jinja_cache_dir()
+                cache.mkdir(parents=True, exist_ok=True)
+                exp.environment.bytecode_cache = jinja2.FileSystemBytecodeCache(str(cache))
+            except OSError:  # read-only home: templates are simply compiled each time
+                exp.environment.bytecode_cache = None
             _EXPORTER = exp
         return _EXPORTER
 
 
+def _warm() -> None:
+    """Build the exporter and render a tiny notebook: the first render compiles the templates
+    and imports the markdown/highlighting modules, which costs far more than a render."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+    cell = new_code_cell("print(1)", execution_count=1)
+    cell.outputs = [
+        new_output("stream", name="stdout", text="1\n"),
+        new_output("display_data", data={"text/plain": "x", "text/html": "<b>x</b>"}),
+        new_output("error", ename="E", evalue="e", traceback=["\x1b[0;31mE\x1b[0m: e"]),
+    ]
+    nb = new_notebook(cells=[new_markdown_cell("# t\n\n*a* `b`"), cell])
+    nb.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    html_exporter().from_notebook_node(nbformat.from_dict(nb))
+
+
 def warm_up() -> threading.Thread:
-    """Import nbconvert and load the HTML template off the critical path."""
-    t = threading.Thread(target=html_exporter, name="opslib-html-warmup", daemon=True)
+    """Prepare the HTML export off the critical path (the runner calls it while the kernel runs)."""
+    t = threading.Thread(target=_warm, name="opslib-html-warmup", daemon=True)
     t.start()
     return t
 
