@@ -81,6 +81,34 @@ def bad_input_names() -> set[str]:
     return names
 
 
+def is_bad_input(ename: str) -> bool:
+    """Whether a notebook's exception name is a BadInputError subclass.
+
+    A domain module may define its own subclass (``class QueueMissing(NotFoundError)``) that
+    this process never imported: find the opslib module defining ``ename`` and import it.
+    """
+    if not ename or not ename.isidentifier():
+        return False
+    if ename in bad_input_names():
+        return True
+    import importlib
+
+    root = Path(__file__).resolve().parent
+    needle = f"class {ename}("
+    for path in root.rglob("*.py"):
+        try:
+            if needle not in path.read_text(encoding="utf-8"):
+                continue
+        except OSError:
+            continue
+        module = ".".join(("opslib", *path.relative_to(root).with_suffix("").parts))
+        try:
+            importlib.import_module(module.removesuffix(".__init__"))
+        except ImportError:
+            continue
+    return ename in bad_input_names()
+
+
 class _Control:
     """Shared state between the executing thread, signal handlers and the timeout timer."""
 
@@ -382,14 +410,14 @@ def _execute(
                     engine_name=_ENGINE_NAME,
                     kernel_name="python3",
                     language="python",
-                    progress_bar=False,
+                    progress_bar=sys.stderr.isatty(),
                     request_save_on_cell_execute=True,
                     autosave_cell_every=AUTOSAVE_SECONDS,
                     km=km,
                     opslib_control=control,
                 )
             except PapermillExecutionError as exc:
-                status = REFUSED if exc.ename in bad_input_names() else FAILED
+                status = REFUSED if is_bad_input(exc.ename) else FAILED
                 error = {"ename": exc.ename, "evalue": exc.evalue}
             except _Stop as exc:
                 status, error = FAILED, {"ename": "Stopped", "evalue": str(exc)}
@@ -428,14 +456,18 @@ def _execute(
                 finished=finished,
                 status=status,
                 evidence_dir=evidence_dir,
-                parameters=params,
+                parameters={**{p.name: p.default for p in info.parameters}, **params},
                 error=error,
                 operator=context.get("operator"),
                 notebook_path=str(info.path),
                 git=context.get("git"),
                 attachments_dir=staging / "attachments",
                 redactor=redactor,
-                extra={"exit_code": EXIT_CODES[status], "sandbox": bool(sandbox_env)},
+                extra={
+                    "exit_code": EXIT_CODES[status],
+                    "parameters_given": sorted(params),
+                    "sandbox": bool(sandbox_env),
+                },
             )
         finally:
             shutil.rmtree(staging, ignore_errors=True)

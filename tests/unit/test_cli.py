@@ -53,7 +53,7 @@ def test_run_success_prints_bundle_last(books, tmp_path):
     bundle = Path(p.stdout.strip().splitlines()[-1])
     assert bundle.parent.parent == ev and (bundle / "tiny.html").exists()
     rec = json.loads((bundle / "record.json").read_text())
-    assert rec["parameters"] == {"label": "from-file", "count": 4}
+    assert rec["parameters"] == {"label": "from-file", "count": 4, "ratio": 0.5, "dry_run": True}
     assert "succeeded" in p.stdout
 
     assert main(["evidence", "verify", str(bundle)]) == 0

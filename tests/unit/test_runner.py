@@ -52,7 +52,8 @@ def test_success_bundle(tiny_runs):
     }
     assert files["attachments/journal.txt"] == b"journal for first\n"
     rec = json.loads(files["record.json"])
-    assert rec["parameters"] == {"count": 2, "label": "first"}
+    assert rec["parameters"] == {"count": 2, "label": "first", "ratio": 0.5, "dry_run": True}
+    assert rec["parameters_given"] == ["count", "label"]
     assert rec["status"] == "succeeded" and rec["error"] is None
     assert rec["operator"]["os_user"]
     assert rec["started"].endswith("Z") and rec["finished"] >= rec["started"]
@@ -104,7 +105,9 @@ def test_failed_run_records_error_and_cell(evidence_dir):
     assert "raise ValueError" in err["cell_source"]
     nb = nbformat.read(Path(r.bundle) / "failing.ipynb", as_version=4)
     assert "raise ValueError" in nb.cells[err["cell_index"]].source
-    assert "before the failure" in json.dumps([c.get("outputs") for c in nb.cells[: err["cell_index"]]])
+    assert "before the failure" in json.dumps(
+        [c.get("outputs") for c in nb.cells[: err["cell_index"]]]
+    )
     assert verify(r.bundle).ok
 
 
