@@ -1,0 +1,159 @@
+"""latency-triage end to end: notebooks/latency_triage.ipynb through opslib.run / the CLI on the sandbox.
+
+The seeded incident has a real blocking chain in PostgreSQL (one session idle in transaction
+holding a row lock on ``accounts``, three sessions waiting on it). A dry run must name the
+blocking session as the top cause and terminate nothing; an approved run must terminate it,
+after which the waiters finish and the chain is gone. The scenario is reseeded around every
+test, so each one starts from the same incident.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import opslib
+from opslib.errors import SecretInParameterError
+
+pytestmark = pytest.mark.timeout(600)
+
+CHAIN_SQL = (
+    "SELECT application_name, state, wait_event_type, pid FROM pg_stat_activity "
+    "WHERE datname = 'accounts' AND application_name IN ('ledger-batch', 'auth-service')"
+)
+
+
+@pytest.fixture
+def incident(sandbox):
+    from opslib import sandbox as sb
+
+    errors = sb.seed(["latency"])
+    assert errors.get("latency") == "", errors
+    yield sb.presets("latency-triage")
+    sb.seed(["latency"])
+
+
+def chain(incident) -> dict[str, list[int]]:
+    from opslib.clients import pg_connect
+
+    with pg_connect(incident["pg_dsn"], runbook="test") as conn:
+        rows = conn.execute(CHAIN_SQL).fetchall()
+    return {
+        "holders": [r[3] for r in rows if r[0] == "ledger-batch" and r[1] == "idle in transaction"],
+        "waiting": [r[3] for r in rows if r[0] == "auth-service" and r[2] == "Lock"],
+        "waiters": [r[3] for r in rows if r[0] == "auth-service"],
+    }
+
+
+def test_dry_run_names_the_blocking_session_and_changes_nothing(incident, evidence_dir):
+    before = chain(incident)
+    assert len(before["holders"]) == 1 and len(before["waiting"]) == 3
+    r = opslib.run("latency-triage", {}, sandbox=True, evidence_dir=evidence_dir)
+    assert (r.status, r.exit_code) == ("succeeded", 0), r.record.get("error")
+    res = r.record["results"]
+    assert res["blocking_pids"] == before["holders"]
+    assert res["verdict"].startswith(f"CRITICAL: PostgreSQL: pid {before['holders'][0]} ")
+    assert "blocks 3 session(s)" in res["verdict"]
+    assert (
+        res["findings"][0]["severity"] == "critical" and "PostgreSQL" in res["findings"][0]["title"]
+    )
+    assert res["p99_ms"] > 500 and res["breach_minutes"] >= 5
+    assert sorted(res["restarting_pods"]) == [
+        "auth-service-7c9d8f-4xkqp",
+        "auth-service-7c9d8f-9mzt2",
+    ]
+    assert res["terminated_pids"] == [] and res["chain_cleared"] is None
+    assert r.record["approvals"] == [] and r.record["changes"] == []
+    assert chain(incident) == before  # nothing was terminated
+    nb = (Path(r.bundle) / "latency-triage.ipynb").read_text()
+    assert "**Verdict: CRITICAL: PostgreSQL" in nb and "image/png" in nb
+
+
+def test_approved_termination_clears_the_chain(incident, evidence_dir):
+    before = chain(incident)
+    r = opslib.run(
+        "latency-triage",
+        {
+            "terminate_blocking": True,
+            "dry_run": False,
+            "approved_by": "e2e",
+            "change_ticket": "INC-7",
+        },
+        sandbox=True,
+        evidence_dir=evidence_dir,
+    )
+    assert (r.status, r.exit_code) == ("succeeded", 0), r.record.get("error")
+    res = r.record["results"]
+    assert res["terminated_pids"] == before["holders"] == res["blocking_pids"]
+    assert res["chain_cleared"] is True
+    assert r.record["approvals"][0]["approver"] == "e2e"
+    assert r.record["approvals"][0]["change_ticket"] == "INC-7"
+    assert [(c["action"], c["status"]) for c in r.record["changes"]] == [
+        ("pg_terminate_backend", "applied")
+    ]
+    after = chain(incident)
+    assert after == {"holders": [], "waiting": [], "waiters": []}  # waiters got the lock and left
+    log = Path(opslib.sandbox.status().state_dir) / "logs" / "spawn-latency-locks.log"
+    assert "chain over: 3 of 3 waiter(s) finished" in log.read_text()
+
+
+def test_unreachable_database_is_a_finding_and_the_rest_continues(incident, evidence_dir):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = opslib.run(
+        "latency-triage",
+        {"pg_dsn": f"host=127.0.0.1 port={port} dbname=accounts"},
+        sandbox=True,
+        evidence_dir=evidence_dir,
+    )
+    assert (r.status, r.exit_code) == ("succeeded", 0), r.record.get("error")
+    res = r.record["results"]
+    errors = [f for f in res["findings"] if f["severity"] == "error"]
+    assert any(f["title"].startswith("postgres: check failed") for f in errors)
+    assert res["blocking_pids"] == [] and res["p99_ms"] > 500  # the other sources still answered
+    assert res["restarting_pods"] and not res["verdict"].startswith("ERROR")
+
+
+def test_password_in_conninfo_is_refused_with_exit_2(incident, evidence_dir):
+    # refused by the runner's parameter check before a kernel starts (the notebook's own
+    # triage.inputs() refuses too, for interactive runs that bypass the runner)
+    with pytest.raises(SecretInParameterError, match="PGPASSWORD"):
+        opslib.run(
+            "latency-triage",
+            {
+                "pg_dsn": "host=127.0.0.1 dbname=accounts password=hunter2",
+                "terminate_blocking": True,
+                "dry_run": False,
+                "approved_by": "e2e",
+            },
+            sandbox=True,
+            evidence_dir=evidence_dir,
+        )
+    assert len(chain(incident)["waiting"]) == 3  # nothing changed
+
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opslib.cli",
+            "run",
+            "latency-triage",
+            "--sandbox",
+            "--evidence-dir",
+            str(evidence_dir),
+            "-p",
+            "pg_dsn",
+            "postgresql://app:hunter2@127.0.0.1/accounts",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "PGPASSWORD" in p.stdout + p.stderr and "hunter2" not in p.stdout + p.stderr
+    assert len(chain(incident)["waiting"]) == 3
