@@ -240,10 +240,17 @@ def get_cost_and_usage(query: CostQuery, *, ce, max_pages: int = 1000) -> CostDa
     pages = 0
     token = ""
     outside = 0
+    mismatched: list = []
     while True:
         resp = ce.get_cost_and_usage(**args, **({"NextPageToken": token} if token else {}))
         pages += 1
-        for period in resp.get("ResultsByTime", []):
+        answered = [(d.get("Type"), d.get("Key")) for d in resp.get("GroupDefinitions") or []]
+        if answered and answered != [(g["Type"], g["Key"]) for g in args["GroupBy"]]:
+            mismatched.append(answered)
+            periods = []
+        else:
+            periods = resp.get("ResultsByTime", [])
+        for period in periods:
             day = _dt.date.fromisoformat(period["TimePeriod"]["Start"][:10])
             if not (query.start <= day < query.end):
                 outside += 1
@@ -271,6 +278,11 @@ def get_cost_and_usage(query: CostQuery, *, ce, max_pages: int = 1000) -> CostDa
                 "group_by with fewer values (or the CUR path, cur_path=...)."
             )
     notes = []
+    if mismatched:
+        notes.append(
+            f"{len(mismatched)} page(s) grouped by {mismatched[0]} instead of {query.group_by} were "
+            "dropped (a mock endpoint ignoring the request answers with whatever it holds)."
+        )
     if outside:
         notes.append(
             f"{outside} result period(s) outside {query.period} were returned and dropped."
@@ -540,6 +552,17 @@ def spend_findings(data: CostData, anomalies: list[Anomaly], budget: BudgetStatu
                 next_action=""
                 if budget.level is Severity.OK
                 else "Review the top movers and anomalies; agree a cut or a budget change with the owner.",
+            )
+        )
+    if not len(data.frame):
+        out.append(
+            Finding(
+                Severity.WARNING,
+                f"No {data.query.metric} data for {data.query.period} by {data.query.group_by}",
+                source=f"cost:{data.source}",
+                evidence=f"{data.pages} page(s) read, no rows in the period",
+                next_action="Check the period, metric and group_by (Cost Explorer keeps 13 months; "
+                "TAG:<key> needs the tag activated as a cost allocation tag), and ce:GetCostAndUsage access.",
             )
         )
     if data.estimated:

@@ -300,3 +300,20 @@ def test_monthly_granularity():
     # November 1..20 cost 200: 10/day, 10 days left -> forecast 300 (75%)
     assert st.month_to_date == pytest.approx(200) and st.forecast == pytest.approx(300)
     assert st.level is Severity.OK  # month-to-date 50%, forecast 75%: under the 80% threshold
+
+
+def test_results_grouped_otherwise_than_asked_are_dropped_and_said(sandbox):
+    account, ce = _own_account_ce(sandbox)
+    q = parse_query("2026-11-01", "2026-11-02", group_by="TAG:Team", today=TODAY)
+    page = {
+        "ResultsByTime": [_period("2026-11-01", {"Amazon S3": 5})],
+        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }
+    _queue(sandbox, account, [page])
+    data = cost.get_cost_and_usage(q, ce=ce)
+    assert data.total == 0 and any("instead of TAG:Team" in n for n in data.notes)
+    findings = cost.spend_findings(data, [], cost.budget_status(data, 0))
+    assert any(
+        f.title.startswith("No UnblendedCost data") and f.severity is Severity.WARNING
+        for f in findings
+    )

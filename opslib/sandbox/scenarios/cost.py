@@ -16,7 +16,9 @@ filter or metric. It answers the first request it has not seen with the next que
 then repeats that answer for the same request. So the results match what the runbook asks for
 only with the preset period, ``group_by=SERVICE`` and ``metric=UnblendedCost``, and the order of
 queries (this period's pages, then the previous period) is the runbook's order. A re-seed queues
-the results again; requests already answered keep their first answer.
+the results again; requests already answered keep their first answer. The queued pages carry
+``GroupDefinitions`` (SERVICE), so a run grouped otherwise drops them and says so instead of
+showing services under another heading.
 """
 
 from __future__ import annotations
