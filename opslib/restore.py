@@ -430,13 +430,13 @@ def _check_window(
         return
     if earliest is not None and t < earliest:
         raise PreflightError(
-            f"restore_time {_iso(t)} is before the earliest restorable time {_iso(earliest)} "
-            f"(window {_iso(earliest)} .. {_iso(latest)}). Choose a time inside the window."
+            f"restore_time {_iso_precise(t)} is before the earliest restorable time {_iso_precise(earliest)} "
+            f"(window {_iso_precise(earliest)} .. {_iso_precise(latest)}). Choose a time inside the window."
         )
     if latest is not None and t > latest:
         raise PreflightError(
-            f"restore_time {_iso(t)} is after the latest restorable time {_iso(latest)} "
-            f"(window {_iso(earliest)} .. {_iso(latest)}). Choose a time inside the window, or 'latest'.{hint}"
+            f"restore_time {_iso_precise(t)} is after the latest restorable time {_iso_precise(latest)} "
+            f"(window {_iso_precise(earliest)} .. {_iso_precise(latest)}). Choose a time inside the window, or 'latest'.{hint}"
         )
 
 
