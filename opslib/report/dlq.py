@@ -13,9 +13,6 @@ def age_figure(sample: Any):
     Why a chart: ages tell whether the DLQ holds one incident (a tight cluster) or a slow leak
     (a spread), and how close the oldest messages are to the retention limit.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     frame = sample.to_frame()
