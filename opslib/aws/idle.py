@@ -805,3 +805,16 @@ def parse_regions(regions: str, *, default: str) -> list[str]:
 
     out = unique(parse_csv(regions)) or [default]
     return out
+
+
+def record_cleaned(result) -> list[str]:
+    """``on_applied`` for :func:`opslib.safety.gate`: records ``cleaned`` when the apply happens.
+
+    Headless, the apply cell itself applies; in JupyterLab the click on "Approve and apply"
+    comes later, and this is how its ids still reach the evidence.
+    """
+    from opslib import record
+
+    ids = cleaned_ids(result)
+    record("cleaned", ids)
+    return ids

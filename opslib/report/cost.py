@@ -62,6 +62,7 @@ def spend_figure(data, anomalies: Iterable = (), *, top: int = 8, title: str = "
                     color="red",
                 )
             marked.add(a.group)
+        ax.set_ylim(0, float(totals.max()) * 1.18 or 1)  # room for the anomaly labels
         ax.legend(loc="upper left", fontsize=7, ncol=2)
     ax.set_ylabel(f"{data.query.metric} ({data.currency})")
     ax.set_title(
