@@ -193,8 +193,15 @@ class Cluster:
             return 0
 
     def running(self) -> bool:
+        """A live postmaster for this data dir (its cwd is the data dir, so a recycled pid
+        from a stale postmaster.pid does not count)."""
         pid = self.postmaster_pid()
-        return bool(pid) and bool(procs.start_time(pid))
+        if not pid or not procs.start_time(pid):
+            return False
+        try:
+            return os.path.realpath(f"/proc/{pid}/cwd") == os.path.realpath(self.data)
+        except OSError:
+            return False
 
     def start(self, port: int) -> dict:
         """pg_ctl start on ``port``, waiting (bounded) until it accepts connections."""
@@ -225,6 +232,12 @@ class Cluster:
                 f"Log: {self.log}\n{procs.tail(self.log)}"
             )
         pid = self.postmaster_pid()
+        return {"pid": pid, "start": procs.start_time(pid), "port": port, "log": str(self.log)}
+
+    def adopt(self) -> dict:
+        """The process record of an already running postmaster (port from postmaster.pid)."""
+        lines = (self.data / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
         return {"pid": pid, "start": procs.start_time(pid), "port": port, "log": str(self.log)}
 
     def stop(self) -> bool:

@@ -42,6 +42,8 @@ REGION = "us-east-1"
 START_TIMEOUT = 30
 DEFAULT_DIR = ".sandbox"
 COMPONENTS = ("aws", "postgres", "kube")
+#: how long up/down/seed wait for another process's up (which includes seeding) to finish
+LOCK_TIMEOUT = 300
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +109,7 @@ def _locked(sd: Path):
     sd.mkdir(parents=True, exist_ok=True)
     fd = os.open(sd / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + LOCK_TIMEOUT
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -116,7 +118,7 @@ def _locked(sd: Path):
                 if time.monotonic() > deadline:
                     raise SandboxError(
                         f"Another process holds the sandbox lock {sd / '.lock'} for more than "
-                        "120s; is an `up` or `down` stuck?"
+                        f"{LOCK_TIMEOUT}s; is an `up` or `down` stuck?"
                     ) from None
                 time.sleep(0.1)
         with _held_guard:
@@ -162,10 +164,7 @@ def _info_from_state(state: dict) -> SandboxInfo:
 def _component_alive(state: dict, name: str) -> bool:
     rec = state.get("processes", {}).get(name)
     if name == "postgres":
-        if not rec:
-            return False
-        cluster = _cluster(state)
-        return cluster.running() and procs.start_time(cluster.postmaster_pid()) == rec.get("start")
+        return bool(state.get("info")) and _cluster(state).running()
     return procs.alive(rec)
 
 
@@ -278,9 +277,11 @@ def _ensure_running(sd: Path, state: dict) -> list[str]:
             procs_state["kube"] = kube_pending
             _write_state(sd, state)
 
-        if not _component_alive(state, "postgres"):
-            if cluster.running():  # a postmaster we lost track of (state rewritten): stop it first
-                cluster.stop()
+        if cluster.running():
+            # possibly restarted behind our back (pg_ctl restart): adopt its pid and port
+            procs_state["postgres"] = cluster.adopt()
+            info["pg_port"] = procs_state["postgres"]["port"]
+        else:
             cluster.init()
             port = procs.free_port()
             procs_state["postgres"] = cluster.start(port)

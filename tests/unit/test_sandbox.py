@@ -442,3 +442,29 @@ def test_up_restarts_stopped_parts_and_kube_keeps_its_objects(scenarios, private
         sb.ScenarioContext(again).k8s()
     )  # kubeconfig rewritten for the new port
     assert "survivor" in {n.metadata.name for n in core.list_namespace().items}
+
+    # PostgreSQL restarted behind the sandbox's back is adopted, not restarted again
+    ctx = sb.ScenarioContext(again)
+    old_pid = _state(again)["processes"]["postgres"]["pid"]
+    res = ctx.run_as_pg(
+        [
+            ctx.pg_bin("pg_ctl"),
+            "-D",
+            again.pg_data_dir,
+            "-l",
+            Path(again.pg_data_dir).parent / "postgres.log",
+            "-m",
+            "fast",
+            "-w",
+            "restart",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert sb.status(private_dir).stopped == ()
+    third = sb.up(private_dir, seed=False)
+    assert third.pg_port == info.pg_port
+    assert _state(third)["processes"]["postgres"]["pid"] != old_pid
+    with ctx.pg_connect() as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
