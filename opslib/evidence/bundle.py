@@ -13,6 +13,7 @@ import datetime as _dt
 import getpass
 import json
 import os
+import re
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -117,11 +118,17 @@ def warm_up() -> threading.Thread:
     return t
 
 
-def render_html(nb: Any) -> str:
+_EMPTY_SCRIPT = re.compile(r'<script src="">\s*</script>\n?')
+
+
+def render_html(nb: Any, title: str = "") -> str:
+    """The notebook as one self-contained HTML page (CSS inline, images as data: URIs)."""
     import nbformat
 
-    body, _ = html_exporter().from_notebook_node(nbformat.from_dict(nb))
-    return body
+    resources = {"metadata": {"name": title}} if title else None
+    body, _ = html_exporter().from_notebook_node(nbformat.from_dict(nb), resources=resources)
+    # CDN URLs were blanked above; drop the empty script tags they leave behind.
+    return _EMPTY_SCRIPT.sub("", body)
 
 
 def utc_stamp(t: _dt.datetime) -> str:
@@ -279,7 +286,7 @@ def write_bundle(
 
     node = nbformat.from_dict(nb)
     files[f"{runbook}.ipynb"] = nbformat.writes(node).encode("utf-8")
-    files[f"{runbook}.html"] = red.text(render_html(node)).encode("utf-8")
+    files[f"{runbook}.html"] = red.text(render_html(node, title=runbook)).encode("utf-8")
     files["record.json"] = (
         json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n"
     ).encode("utf-8")

@@ -32,7 +32,7 @@ def _read_record(store: Store, bundle: str) -> dict[str, Any]:
     return rec
 
 
-def _key_results(results: dict[str, Any], limit: int = 4) -> str:
+def _key_results(results: dict[str, Any], limit: int = 4, width: int = 72) -> str:
     """A short ``name=value`` summary of the scalar results (lists shown by their length)."""
     parts = []
     for k, v in results.items():
@@ -43,7 +43,8 @@ def _key_results(results: dict[str, Any], limit: int = 4) -> str:
             parts.append(f"{k}=[{len(v)}]")
         if len(parts) >= limit:
             break
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def list_runs(location: PathLike = "evidence") -> list[dict[str, Any]]:

@@ -156,7 +156,7 @@ def find_secret(value: str, environ: Mapping[str, str] | None = None) -> str:
     if not isinstance(value, str) or not value:
         return ""
     checks = [
-        (re.compile(r"(?i)(?:^|[\s;])password\s*="), "a password in a conninfo (password=...)"),
+        (re.compile(r"(?i)(?:^|[\s;?&])password\s*="), "a password in a conninfo (password=...)"),
         (
             re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:]*:[^\s/@]+@"),
             "a password in a URL (user:pass@)",

@@ -114,6 +114,7 @@ def test_redact_text_uses_process_env(monkeypatch):
     [
         "host=db password=x",
         "postgresql://u:p@h/db",
+        "postgresql://u@h/db?sslmode=require&password=x",
         "AKIAIOSFODNN7EXAMPLE",
         "-----BEGIN PRIVATE KEY-----",
     ],
