@@ -263,7 +263,11 @@ def check_secret(name: str, value: Any) -> None:
     """Refuse a parameter value that carries a secret; secrets never go in parameters."""
     from opslib.evidence.redact import find_secret
 
-    values = value if isinstance(value, list | tuple) else (value.values() if isinstance(value, dict) else [value])
+    values = (
+        value
+        if isinstance(value, list | tuple)
+        else (value.values() if isinstance(value, dict) else [value])
+    )
     for v in values:
         what = find_secret(v) if isinstance(v, str) else ""
         if what:
@@ -281,7 +285,9 @@ def validate(info: RunbookInfo, parameters: dict[str, Any] | None) -> dict[str, 
     for name, value in (parameters or {}).items():
         p = info.param(name)
         if p is None:
-            raise BadInputError(f"Unknown parameter {name!r} for runbook {info.name}.\n{info.usage()}")
+            raise BadInputError(
+                f"Unknown parameter {name!r} for runbook {info.name}.\n{info.usage()}"
+            )
         try:
             out[name] = coerce(p, value)
         except (ValueError, TypeError) as exc:
