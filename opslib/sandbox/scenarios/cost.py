@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import shutil
 from typing import Any
 
 RUNBOOKS: tuple[str, ...] = ("cost-review",)
@@ -182,6 +183,8 @@ def seed(ctx) -> dict[str, dict]:
     period_start = today - _dt.timedelta(PERIOD_DAYS)
     cur_dir = ctx.scenario_dir("cost") / f"cur-{start.isoformat()}-{DAYS}d"
     if not cur_exists(cur_dir):
+        for stale in cur_dir.parent.glob("cur-*"):  # an earlier day's CUR: dates no longer match
+            shutil.rmtree(stale, ignore_errors=True)
         generate_cur(
             cur_dir,
             rows=CUR_ROWS,
