@@ -235,8 +235,18 @@ def _records_missing(nb: dict[str, Any]) -> list[dict[str, Any]]:
 
     have = harvest(nb)
 
+    def norm(x: Any) -> Any:
+        # the front end syncs widget outputs back through JavaScript, where 17.0 becomes 17
+        if isinstance(x, float) and x.is_integer():
+            return int(x)
+        if isinstance(x, dict):
+            return {k: norm(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [norm(v) for v in x]
+        return x
+
     def key(x: Any) -> str:
-        return json.dumps(x, sort_keys=True, default=str)
+        return json.dumps(norm(x), sort_keys=True, default=str)
 
     out = []
 

@@ -62,6 +62,8 @@ def _display(obj: Any) -> None:
 
 # --------------------------------------------------------------------------- approval buttons
 
+#: Every approval panel shown in this kernel, oldest first (for :func:`applied`).
+_PANELS: list[ApprovalPanel] = []
 #: Panels still waiting for a click. A newer panel supersedes them, so re-running an apply cell
 #: never leaves two live "Approve and apply" buttons for the same change.
 _PENDING: list[ApprovalPanel] = []
@@ -240,9 +242,27 @@ def approval_buttons(
         on_applied=on_applied,
     )
     _PENDING.append(panel)
+    _PANELS.append(panel)
     _display(plan)
     _display(panel.widget)
     return panel
+
+
+def applied(plan: Any) -> Any:
+    """The :class:`~opslib.safety.ApplyResult` of the click that applied exactly ``plan``, or None.
+
+    In JupyterLab :func:`opslib.safety.gate` returns None at once and the click applies later,
+    so a verification cell re-run after the click reads the result here::
+
+        verification = verify(..., result or interactive.applied(plan))
+
+    None when the plan was not approved by a click in this kernel (dry run, cancelled, headless).
+    """
+    digest = plan.digest()
+    for panel in reversed(_PANELS):
+        if panel.result is not None and panel.result.plan_hash == digest:
+            return panel.result
+    return None
 
 
 # --------------------------------------------------------------------------- choices

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -23,18 +22,21 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 REPO = HERE.parent.parent
 #: Bound for "Run All" of a whole runbook (kernel start included).
 RUN_ALL_TIMEOUT = 180_000
+#: The notebook in the current (visible) tab.
+NB = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"
 #: Bound for one click's effect (apply, capture).
 CLICK_TIMEOUT = 120_000
 
 ALL_DONE_JS = """() => {
-  const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputArea-prompt')];
+  const prompts = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')];
   return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
 }"""
 
 
 def open_notebook(page, lab, name: str) -> None:
-    page.goto(lab.url(f"lab/tree/{name}"), timeout=60_000)
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-CodeCell", timeout=90_000)
+    # "reset": a fresh workspace, so only this notebook is open (not the previous test's)
+    page.goto(lab.url(f"lab/tree/{name}") + "&reset", timeout=60_000)
+    page.wait_for_selector(f"{NB} .jp-CodeCell", timeout=90_000)
     # Run All before the kernel session exists would ask "Select Kernel": wait for it to be idle
     page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"Python 3.*Idle")).first.wait_for(
         timeout=90_000
@@ -50,11 +52,13 @@ def run_all(page) -> None:
     try:
         page.wait_for_function(ALL_DONE_JS, timeout=RUN_ALL_TIMEOUT)
     except Exception:
-        text = page.locator(".jp-Notebook").inner_text(timeout=10_000)
+        text = page.locator(NB).inner_text(timeout=10_000)
         pytest.fail(
             f"Run All did not finish in {RUN_ALL_TIMEOUT / 1000:g} s; notebook:\n{text[-4000:]}"
         )
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    errors = page.locator(
+        f"{NB} .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+    )
     tracebacks = [t for t in errors.all_inner_texts() if "Traceback" in t or "Error" in t]
     assert not tracebacks, "a cell failed:\n" + "\n".join(tracebacks)
 
@@ -69,9 +73,9 @@ def click_button(page, label: str) -> None:
 def capture(page, lab) -> Path:
     """Click "Write evidence bundle" and return the bundle folder the panel names."""
     click_button(page, "Write evidence bundle")
-    done = page.locator(".jp-Notebook", has_text=re.compile(r"Evidence (NOT )?written"))
+    done = page.locator(NB, has_text=re.compile(r"Evidence (NOT )?written"))
     done.wait_for(timeout=CLICK_TIMEOUT)
-    text = page.locator(".jp-Notebook").inner_text()
+    text = page.locator(NB).inner_text()
     assert "Evidence NOT written" not in text, text[-3000:]
     m = re.search(r"Evidence written: (\S+)", text)
     assert m, text[-3000:]
@@ -126,11 +130,11 @@ def test_demo_approval_capture_and_verify(lab, page):
 
     buckets = lambda: {b["Name"] for b in s3.list_buckets()["Buckets"]}  # noqa: E731
     assert f"{prefix}-alpha" not in buckets(), "changed before the click"
-    page.locator(".jp-Notebook", has_text="Waiting for approval").wait_for(timeout=10_000)
-    assert "Chosen Buckets: alpha (1 of 2)" in page.locator(".jp-Notebook").inner_text()
+    page.locator(NB, has_text="Waiting for approval").wait_for(timeout=10_000)
+    assert "Chosen Buckets: alpha (1 of 2)" in page.locator(NB).inner_text()
 
     click_button(page, "Approve and apply")
-    page.locator(".jp-Notebook", has_text="Applied 1 change(s), 0 failed.").first.wait_for(
+    page.locator(NB, has_text="Applied 1 change(s), 0 failed.").first.wait_for(
         timeout=CLICK_TIMEOUT
     )
     page.shots("approved")
@@ -159,16 +163,66 @@ def _sqs_counts(sqs, *names: str) -> dict[str, int]:
     return out
 
 
+def last_execution_count(page) -> int:
+    counts = page.eval_on_selector_all(
+        f"{NB} .jp-CodeCell .jp-InputArea-prompt",
+        "els => els.map(e => (e.textContent.match(/\\[(\\d+)\\]/) || [0, 0])[1])",
+    )
+    return max(int(c) for c in counts) if counts else 0
+
+
+def add_cell_at_end(page, source: str) -> None:
+    """Type a new last cell, as an engineer adds the capture call (not run yet)."""
+    last = page.locator(f"{NB} .jp-Cell").last
+    last.scroll_into_view_if_needed()
+    last.locator(".jp-InputPrompt").click()  # select the cell (command mode)
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.keyboard.press("Enter")
+    page.keyboard.type(source)
+    page.keyboard.press("Escape")
+
+
+def run_from(page, cell_index: int) -> None:
+    """Select a cell and "Run Selected Cell and All Below", waiting (bounded) until done."""
+    before = last_execution_count(page)
+    cell = page.locator(f"{NB} .jp-Cell").nth(cell_index)
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputPrompt").click()
+    page.keyboard.press("Escape")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(
+        ".lm-Menu-itemLabel", has_text=re.compile(r"^Run Selected Cell and All Below$")
+    ).click()
+    page.wait_for_function(
+        f"() => ({ALL_DONE_JS})() && "
+        "[...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputArea-prompt')]"
+        f".some(p => Number((p.textContent.match(/\\[(\\d+)\\]/) || [0, 0])[1]) > {before})",
+        timeout=RUN_ALL_TIMEOUT,
+    )
+
+
 def test_dlq_redrive_approve_in_jupyterlab(lab, page):
-    """The DLQ redrive runbook, interactively: nothing moves before the click, all of it after."""
+    """The DLQ redrive runbook, interactively: nothing moves before the click, all of it after.
+
+    After the click the engineer re-runs the verification and record cells (the gate cell
+    returned at once), adds ``opslib.capture_evidence()`` as the last cell when the runbook does
+    not end with it, and clicks "Write evidence bundle".
+    """
+    import nbformat
+
     import opslib.sandbox as sb
     from opslib.clients import aws_client
 
     src = REPO / "notebooks" / "dlq_redrive.ipynb"
     assert src.is_file(), f"{src} is missing: the DLQ redrive runbook has not landed"
-    presets = sb.seed(["dlq"]).get("dlq-redrive") or sb.presets("dlq-redrive")
-    assert presets, "the dlq scenario gave no presets for dlq-redrive"
+    assert sb.seed(["dlq"]) == {"dlq": ""}
+    presets = sb.presets("dlq-redrive")
+    assert presets.get("dlq") == "orders-dlq", presets
     copy_runbook(src, lab.root, {**presets, "dry_run": False, "approved_by": ""})
+    cells = nbformat.read(src, as_version=4).cells
+    verify_index = next(i for i, c in enumerate(cells) if "verify_redrive" in c.source)
+    has_capture = any("capture_evidence" in c.source for c in cells)
     sqs = aws_client("sqs")
     dlq, dest = "orders-dlq", "orders"
     before = _sqs_counts(sqs, dlq, dest)
@@ -177,18 +231,25 @@ def test_dlq_redrive_approve_in_jupyterlab(lab, page):
     open_notebook(page, lab, "dlq_redrive.ipynb")
     run_all(page)
     page.shots("ran-all")
-    time.sleep(1)
     assert _sqs_counts(sqs, dlq, dest) == before, "messages moved before the click"
+    page.locator(NB, has_text="Waiting for approval").wait_for(timeout=10_000)
 
     click_button(page, "Approve and apply")
-    page.locator(".jp-Notebook", has_text=re.compile(r"Applied \d+ change\(s\)")).first.wait_for(
+    page.locator(NB, has_text=re.compile(r"Applied \d+ change\(s\)")).first.wait_for(
         timeout=CLICK_TIMEOUT
     )
     page.shots("approved")
     after = _sqs_counts(sqs, dlq, dest)
     assert after[dlq] == 0 and after[dest] == before[dest] + before[dlq], after
 
+    if not has_capture:
+        add_cell_at_end(page, "opslib.capture_evidence()")
+    run_from(page, verify_index)
+    page.shots("verified")
     bundle = capture(page, lab)
     page.shots("captured")
-    check_bundle(bundle, "dlq-redrive")
+    record = check_bundle(bundle, "dlq-redrive")
+    (change,) = record["changes"]  # recorded once, from the click
+    assert change["data"]["move"]["moved"] == 500, change
+    assert "redrive-journal.jsonl" in record["attachments"]
     check_html_charts(page, bundle, "dlq-redrive", minimum=1)

@@ -45,6 +45,7 @@ class Executor:
 def _fresh(monkeypatch):
     SESSION.reset()
     interactive._PENDING.clear()
+    interactive._PANELS.clear()
     monkeypatch.delenv("JUPYTERHUB_USER", raising=False)
     yield
     SESSION.reset()
@@ -87,6 +88,17 @@ def test_nothing_applies_before_the_click_then_one_click_applies_once(as_interac
     panel.cancel_button.click()
     assert ex.calls == ["bucket-0", "bucket-1"] and len(SESSION.approvals) == 1
     assert panel.state == "applied"
+
+
+def test_applied_gives_the_click_result_for_that_plan_only(as_interactive):
+    panel = interactive.approval_buttons(_plan(1), execute=Executor())
+    assert interactive.applied(_plan(1)) is None  # not clicked yet
+    panel.approve_button.click()
+    assert interactive.applied(_plan(1)) is panel.result and panel.result.applied == 1
+    assert interactive.applied(_plan(2)) is None
+    cancelled = interactive.approval_buttons(_plan(2), execute=Executor())
+    cancelled.cancel_button.click()
+    assert interactive.applied(_plan(2)) is None
 
 
 def test_jupyterhub_user_is_the_approver(as_interactive, monkeypatch):
