@@ -14,9 +14,10 @@ What it seeds (seed 000 "Handling High Latency Alarms", 001 §3.1/§4.1):
   (``python -m opslib.sandbox.scenarios.latency hold-locks``) keeps one session idle in
   transaction holding a row lock and three sessions waiting on it: a real blocking chain.
 
-Re-seeding terminates the old chain and builds a new one, resets the ECS desired count and the
-deployment, and writes metrics for a NEW load balancer id (CloudWatch data cannot be deleted,
-so a fresh id keeps the shape exact); RDS and cache series only get the minutes not yet written.
+Re-seeding terminates the old chain and builds a new one, and resets the ECS desired count and
+the deployment. CloudWatch data cannot be deleted: a reseed within ALB_REUSE_MINUTES keeps the
+previous load balancer and its series, a later one writes a fresh climb for a NEW load balancer
+id; RDS and cache series only get the minutes not yet written.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ IMAGE_ID = "docker-pullable://fintech/auth-service@sha256:" + "9f2c" * 16
 
 WINDOW_MIN = 60
 BREACH_START_MIN = 25  # the p99 starts climbing this many minutes ago
+ALB_REUSE_MINUTES = 15  # a reseed within this keeps the previous ALB series (see seed_metrics)
 
 
 # --- CloudWatch ------------------------------------------------------------------------------
@@ -80,7 +82,7 @@ def _alb_data(lb: str, minutes: list[dt.datetime]) -> list[dict[str, Any]]:
             tail = 0.22 + 0.03 * math.sin(i / 3)
             errors = 2
             requests = 1000
-        # a 20-sample latency distribution per minute: 16 fast, 3 medium, 1 tail, so p50, p90 and p99
+        # a 10-sample latency distribution per minute: 8 fast, 1 medium, 1 tail, so p50, p90 and p99
         # land on distinct values where percentiles are computed (CloudWatch); the local server
         # stores every counted sample, so keep the counts small (RequestCount carries the volume)
         data += [
@@ -90,7 +92,7 @@ def _alb_data(lb: str, minutes: list[dt.datetime]) -> list[dict[str, Any]]:
                 "Timestamp": ts,
                 "Unit": "Seconds",
                 "Values": [0.04, round(0.11 + tail / 4, 3), round(tail, 3)],
-                "Counts": [16.0, 3.0, 1.0],
+                "Counts": [8.0, 1.0, 1.0],
             },
             {
                 "MetricName": "RequestCount",
@@ -188,18 +190,36 @@ def _put(cw, namespace: str, data: list[dict]) -> None:
 
 
 def seed_metrics(ctx, now: dt.datetime | None = None) -> str:
-    """Write the ALB, RDS and ElastiCache series; returns the load balancer dimension."""
+    """Write the ALB, RDS and ElastiCache series; returns the load balancer dimension.
+
+    The local AWS server keeps every datapoint forever and scans all of those in the window
+    for each query and period, so a reseed within ALB_REUSE_MINUTES keeps the previous load
+    balancer and its series (still a climb past 500 ms inside the last hour) instead of adding
+    another copy; later, a new load balancer id gets a fresh climb ending now.
+    """
     now = now or dt.datetime.now(dt.UTC)
     cw = ctx.aws("cloudwatch")
     minutes = _minutes(now)
-    lb = f"app/{ALB_NAME}/{int(now.timestamp() * 1e6):016x}"
-    _put(cw, "AWS/ApplicationELB", _alb_data(lb, minutes))
-
     state_file = ctx.scenario_dir("latency") / "metrics.json"
     try:
-        written = set(json.loads(state_file.read_text()).get("minutes", []))
+        state = json.loads(state_file.read_text())
     except (FileNotFoundError, ValueError):
-        written = set()
+        state = {}
+    alb = state.get("alb") or {}
+    fresh = False
+    if alb.get("lb") and alb.get("seeded_at"):
+        age = now - dt.datetime.fromisoformat(alb["seeded_at"])
+        fresh = dt.timedelta(0) <= age <= dt.timedelta(minutes=ALB_REUSE_MINUTES)
+    if fresh and alb.get("endpoint") == ctx.info.aws_endpoint:
+        lb = alb["lb"]
+    else:
+        lb = f"app/{ALB_NAME}/{int(now.timestamp() * 1e6):016x}"
+        _put(cw, "AWS/ApplicationELB", _alb_data(lb, minutes))
+        alb = {"lb": lb, "seeded_at": now.isoformat(), "endpoint": ctx.info.aws_endpoint}
+
+    written = (
+        set(state.get("minutes", [])) if state.get("endpoint") == ctx.info.aws_endpoint else set()
+    )
     rds: list[dict] = []
     redis: list[dict] = []
     for i, ts in enumerate(minutes):
@@ -213,7 +233,9 @@ def seed_metrics(ctx, now: dt.datetime | None = None) -> str:
     _put(cw, "AWS/RDS", rds)
     _put(cw, "AWS/ElastiCache", redis)
     keep = sorted(k for k in written if k >= (now - dt.timedelta(days=1)).isoformat())
-    state_file.write_text(json.dumps({"minutes": keep}))
+    state_file.write_text(
+        json.dumps({"alb": alb, "minutes": keep, "endpoint": ctx.info.aws_endpoint})
+    )
     return lb
 
 
