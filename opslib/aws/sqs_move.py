@@ -217,6 +217,9 @@ class _Mover:
         self.errors: list[str] = []
         self.destinations: set[str] = set()
         self.attempts = _Attempts()
+        self.inflight: dict[int, list[Any]] = {}  # token -> [receipt handles, last extended]
+        self._token = 0
+        self.done = threading.Event()  # set when the workers are finished: stops the heartbeat
 
     # botocore hook: runs in the calling thread for every HTTP attempt of a send/delete
     def on_response(
@@ -276,24 +279,46 @@ class _Mover:
                 raise InterruptedError("move stopped")
         raise AssertionError("unreachable")
 
-    def _extend_if_slow(self, handles: list[str], since: float) -> float:
-        """Keep a slow batch invisible: push its visibility out again past half the timeout."""
-        if time.monotonic() - since < self.vis / 2 or not handles:
-            return since
-        try:
-            self.sqs.change_message_visibility_batch(
-                QueueUrl=self.dlq_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": self.vis}
-                    for i, h in enumerate(handles[:10])
-                ],
-            )
+    def track(self, msgs: list[dict[str, Any]]) -> int:
+        """Register a received batch with the heartbeat; returns its token."""
+        with self.lock:
+            self._token += 1
+            self.inflight[self._token] = [[m["ReceiptHandle"] for m in msgs], time.monotonic()]
+            return self._token
+
+    def untrack(self, token: int) -> None:
+        with self.lock:
+            self.inflight.pop(token, None)
+
+    def heartbeat(self) -> None:
+        """Keep slow batches invisible: every vis/4 s, a batch received more than vis/2 s ago
+        gets its visibility pushed out again (ChangeMessageVisibilityBatch), so no other reader
+        receives it while it is being sent (retries, throttling, a slow endpoint).
+
+        Per-entry failures are expected (an entry deleted since the snapshot has no valid
+        handle) and not errors; a failed call is recorded.
+        """
+        while not self.done.wait(self.vis / 4):
+            now = time.monotonic()
             with self.lock:
-                self.extensions += 1
-        except Exception as exc:  # noqa: BLE001 - counted and shown: the batch may be re-received elsewhere
-            with self.lock:
-                self.errors.append(f"ChangeMessageVisibilityBatch: {_code(exc)}")
-        return time.monotonic()
+                due = [(t, e[0]) for t, e in self.inflight.items() if now - e[1] >= self.vis / 2]
+            for token, handles in due:
+                try:
+                    self.sqs.change_message_visibility_batch(
+                        QueueUrl=self.dlq_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": self.vis}
+                            for i, h in enumerate(handles[:10])
+                        ],
+                    )
+                except Exception as exc:  # noqa: BLE001 - recorded: the batch may be re-received elsewhere
+                    with self.lock:
+                        self.errors.append(f"ChangeMessageVisibilityBatch: {_code(exc)}")
+                    continue
+                with self.lock:
+                    if token in self.inflight:
+                        self.inflight[token][1] = time.monotonic()
+                    self.extensions += 1
 
     def _destination_for(self, msg: dict[str, Any]) -> str:
         if self.destination_url:
@@ -324,7 +349,7 @@ class _Mover:
                 entry["MessageDeduplicationId"] = attrs["MessageDeduplicationId"]
         return entry
 
-    def _send(self, dest: str, msgs: list[dict[str, Any]], since: float):
+    def _send(self, dest: str, msgs: list[dict[str, Any]]):
         """SendMessageBatch with retries of failed entries; -> (sent {i: new id}, failed {i: why},
         ambiguous: whether some attempt may have been applied without us seeing it)."""
         entries = {str(i): self._entry(i, m) for i, m in enumerate(msgs)}
@@ -332,7 +357,6 @@ class _Mover:
         sent: dict[str, str] = {}
         failed: dict[str, str] = {}
         ambiguous = False
-        handles = [m["ReceiptHandle"] for m in msgs]
         for attempt in range(MAX_ATTEMPTS):
             self.attempts.ambiguous = False
             try:
@@ -379,12 +403,11 @@ class _Mover:
                 for i in pending:
                     failed[i] = "interrupted"
                 return sent, failed, ambiguous
-            since = self._extend_if_slow(handles, since)
         for i in pending:
             failed[i] = "retries exhausted"
         return sent, failed, ambiguous
 
-    def _delete(self, handles: dict[str, str], since: float) -> dict[str, str]:
+    def _delete(self, handles: dict[str, str]) -> dict[str, str]:
         """DeleteMessageBatch with retries; -> {entry id: why} for deletes that never succeeded."""
         pending = list(handles)
         failed: dict[str, str] = {}
@@ -417,7 +440,6 @@ class _Mover:
                 for i in pending:
                     failed[i] = "interrupted"
                 return failed
-            since = self._extend_if_slow([handles[i] for i in pending], since)
         for i in pending:
             failed[i] = "retries exhausted"
         return failed
@@ -435,7 +457,7 @@ class _Mover:
             return True
         return visible == 0 or empties >= 5
 
-    def process(self, msgs: list[dict[str, Any]], reserved: int, received_at: float) -> None:
+    def process(self, msgs: list[dict[str, Any]], reserved: int) -> None:
         """Filter, send, delete and journal one received batch."""
         new, records = [], []
         with self.lock:
@@ -475,7 +497,7 @@ class _Mover:
             )
             self.journal.write(records)
             records = []
-            sent, failed, ambiguous = self._send(dest, group, received_at)
+            sent, failed, ambiguous = self._send(dest, group)
             for i, why in failed.items():
                 failed_now.append((group[int(i)], why))
             if ambiguous:
@@ -494,7 +516,7 @@ class _Mover:
             self.journal.write(records)  # sent lines hit the disk before any delete
             records = []
             to_delete = {i: group[int(i)]["ReceiptHandle"] for i in sent}
-            del_failed = self._delete(to_delete, received_at) if to_delete else {}
+            del_failed = self._delete(to_delete) if to_delete else {}
             for i in sent:
                 sid = group[int(i)]["MessageId"]
                 if i in del_failed:
@@ -583,8 +605,9 @@ class _Mover:
             with self.lock:
                 all_held = all(m["MessageId"] in self.held for m in msgs)
             rehits = rehits + 1 if all_held else 0
+            token = self.track(msgs)
             try:
-                self.process(msgs, n, time.monotonic())
+                self.process(msgs, n)
             except InterruptedError:
                 break
             except Exception as exc:  # noqa: BLE001 - recorded; the batch stays in the DLQ (not deleted)
@@ -592,6 +615,8 @@ class _Mover:
                     self.errors.append(f"batch: {type(exc).__name__}: {str(exc)[:160]}")
                 self.stop.set()
                 break
+            finally:
+                self.untrack(token)
             if rehits >= 3:  # only held messages keep coming back: nothing new to move
                 break
 
@@ -696,6 +721,8 @@ def move_messages(
         threading.Thread(target=mover.worker, name=f"redrive-{i}", daemon=True)
         for i in range(mover.concurrency)
     ]
+    beat = threading.Thread(target=mover.heartbeat, name="redrive-heartbeat", daemon=True)
+    beat.start()
     try:
         for t in threads:
             t.start()
@@ -708,6 +735,8 @@ def move_messages(
         for t in threads:
             t.join(timeout=60)
     finally:
+        mover.done.set()
+        beat.join(timeout=30)
         for ev in events:
             sqs.meta.events.unregister(ev, unique_id=uid + ev)
         mover.release_held()

@@ -522,3 +522,24 @@ def test_native_strategy_start_poll_and_cancel(sqs, sandbox, tmp_path, monkeypat
         time.sleep(1)  # let the emulated task finish its current batch
         moved = counts(sqs, src2)[0]
         assert 0 < moved < 100 and counts(sqs, dlq2)[0] + moved == 100
+
+
+def test_slow_batches_get_their_visibility_extended(sqs, sandbox, tmp_path):
+    """Sends slower than the visibility timeout: the heartbeat keeps the batches invisible, so
+    the other worker never receives a message that is being moved (no duplicates)."""
+    dlq, src = make_pair(sqs, 20)
+    with FaultProxy(sandbox.aws_endpoint, delay={"SendMessageBatch": 3.0}) as proxy:
+        client = _proxy_client(proxy.url)
+        r = move_messages(
+            dlq,
+            src,
+            sqs=client,
+            concurrency=2,
+            visibility_timeout=2,
+            journal_path=tmp_path / "j.jsonl",
+            show_progress=False,
+        )
+    assert r.visibility_extensions > 0
+    assert (r.moved, r.failed, r.possible_duplicates, r.errors) == (20, 0, (), ())
+    ids = [json.loads(m["Body"])["id"] for m in drain(sqs, src)]
+    assert sorted(ids) == list(range(20))  # each exactly once
