@@ -115,10 +115,11 @@ def _split_terms(selector: str) -> list[str]:
 
 def match_labels(selector: str, labels: dict[str, str]) -> bool:
     """Kubernetes label-selector semantics: every comma-separated term must hold."""
-    for term in _split_terms(selector or ""):
-        m = _LABEL_TERM.match(term)
+    terms = [(_LABEL_TERM.match(t), t) for t in _split_terms(selector or "")]
+    for m, term in terms:  # all parsed first: a malformed term is an error even after a miss
         if not m:
             raise SelectorError(f"unable to parse requirement: {term!r}")
+    for m, _ in terms:
         if m["nkey"]:
             ok = m["nkey"] not in labels
         elif m["skey"]:
@@ -148,10 +149,14 @@ def _dig(obj: Any, dotted: str) -> Any:
 
 def match_fields(selector: str, obj: dict) -> bool:
     """Field selectors (``status.phase=Running,metadata.name!=x``) on any dotted path."""
-    for term in _split_terms(selector or ""):
-        m = re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
+    terms = [
+        (re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", t), t)
+        for t in _split_terms(selector or "")
+    ]
+    for m, term in terms:
         if not m:
             raise SelectorError(f"invalid field selector: {term!r}")
+    for m, _ in terms:
         path, op, want = m.groups()
         have = _dig(obj, path)
         have = "" if have is None else str(have)
@@ -570,6 +575,8 @@ class SandboxKube(kmock.KubernetesScaffold):
 
     def _select(self, bucket: dict, ns: str, params: dict) -> list[dict]:
         label_sel, field_sel = params.get("labelSelector", ""), params.get("fieldSelector", "")
+        match_labels(label_sel, {})  # a malformed selector is a 400 even when nothing is stored
+        match_fields(field_sel, {})
         items = []
         for (obj_ns, _), obj in sorted(bucket.items()):
             if ns and obj_ns != ns:

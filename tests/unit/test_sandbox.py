@@ -468,3 +468,67 @@ def test_up_restarts_stopped_parts_and_kube_keeps_its_objects(scenarios, private
     assert _state(third)["processes"]["postgres"]["pid"] != old_pid
     with ctx.pg_connect() as conn:
         assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_kubernetes_replace_conflict_generate_name_and_deletecollection(sandbox):
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from opslib.clients import k8s_api
+
+    core = client.CoreV1Api(k8s_api())
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="sbx-misc")))
+    cm = core.create_namespaced_config_map(
+        "sbx-misc",
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(generate_name="cfg-"), data={"a": "1"}),
+    )
+    assert cm.metadata.name.startswith("cfg-") and len(cm.metadata.name) > 4
+    stale = core.read_namespaced_config_map(cm.metadata.name, "sbx-misc")
+    stale.data = {"a": "2"}
+    assert core.replace_namespaced_config_map(cm.metadata.name, "sbx-misc", stale).data == {
+        "a": "2"
+    }
+    stale.data = {"a": "3"}  # still carries the old resourceVersion
+    with pytest.raises(ApiException) as exc:
+        core.replace_namespaced_config_map(cm.metadata.name, "sbx-misc", stale)
+    assert exc.value.status == 409
+    for i in range(3):
+        core.create_namespaced_config_map(
+            "sbx-misc",
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=f"x-{i}", labels={"grp": str(i % 2)})
+            ),
+        )
+    core.delete_collection_namespaced_config_map("sbx-misc", label_selector="grp=0")
+    left = sorted(c.metadata.name for c in core.list_namespaced_config_map("sbx-misc").items)
+    assert left == sorted([cm.metadata.name, "x-1"])
+    core.delete_namespace("sbx-misc")
+
+
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("app=a", {"app": "a"}, True),
+        ("app==a,tier=web", {"app": "a", "tier": "db"}, False),
+        ("app!=a", {}, True),
+        ("app in (a, b),!canary", {"app": "b"}, True),
+        ("app notin (a,b)", {"app": "b"}, False),
+        ("canary", {"canary": ""}, True),
+        ("", {"x": "y"}, True),
+    ],
+)
+def test_label_selector_semantics(selector, labels, expected):
+    from opslib.sandbox.kube import match_labels
+
+    assert match_labels(selector, labels) is expected
+
+
+def test_bad_selector_is_a_400(sandbox):
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from opslib.clients import k8s_api
+
+    with pytest.raises(ApiException) as exc:
+        client.CoreV1Api(k8s_api()).list_namespaced_pod("default", label_selector="a in b")
+    assert exc.value.status == 400
