@@ -235,7 +235,7 @@ def copy_runbook(
     return dest
 
 
-def write_demo_notebook(root: Path, values: dict) -> Path:
+def write_demo_notebook(root: Path, values: dict, name: str = "demo_approval.ipynb") -> Path:
     """The harness's own runbook (S3 buckets on the sandbox), written into the Jupyter root.
 
     Built here rather than kept as a .ipynb under tests/, so nbval never collects it; its helper
@@ -285,6 +285,6 @@ def write_demo_notebook(root: Path, values: dict) -> Path:
     ]
     staging = root / ".demo-src"
     staging.mkdir(exist_ok=True)
-    src = staging / "demo_approval.ipynb"
+    src = staging / name
     nbf.write(nb, src)
     return copy_runbook(src, root, values, extra_files=(HERE / "demo_change.py",))

@@ -133,7 +133,9 @@ def test_demo_approval_capture_and_verify(lab, page):
     page.locator(NB, has_text="Waiting for approval").wait_for(timeout=10_000)
     assert "Chosen Buckets: alpha (1 of 2)" in page.locator(NB).inner_text()
 
-    click_button(page, "Approve and apply")
+    # a double click: the second click reaches the kernel before the disabled state reaches the
+    # browser, and must not apply the plan again (check_bundle asserts exactly one approval)
+    page.get_by_role("button", name="Approve and apply").dblclick()
     page.locator(NB, has_text="Applied 1 change(s), 0 failed.").first.wait_for(
         timeout=CLICK_TIMEOUT
     )
@@ -147,6 +149,32 @@ def test_demo_approval_capture_and_verify(lab, page):
     assert record["results"]["buckets_created"] == 1  # recorded inside the click's callback
     assert record["results"]["buckets_planned"] == 1
     check_html_charts(page, bundle, "demo-approval", minimum=2)  # planned chart + applied chart
+
+
+def test_cancel_applies_and_records_nothing(lab, page):
+    from opslib.clients import aws_client
+
+    s3 = aws_client("s3")
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}"
+    write_demo_notebook(
+        lab.root, {"prefix": prefix, "dry_run": False, "approved_by": ""}, name="demo_cancel.ipynb"
+    )
+    open_notebook(page, lab, "demo_cancel.ipynb")
+    run_all(page)
+    click_button(page, "Cancel")
+    page.locator(NB, has_text="nothing applied, no approval recorded").first.wait_for(
+        timeout=CLICK_TIMEOUT
+    )
+    page.shots("cancelled")
+    assert page.get_by_role("button", name="Approve and apply").is_disabled()
+    assert f"{prefix}-alpha" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    bundle = capture(page, lab)
+    record = json.loads((bundle / "record.json").read_text())
+    assert record["approvals"] == [] and record["changes"] == [], record
+    assert record["status"] == "succeeded"
+    from opslib.evidence import verify
+
+    assert verify(str(bundle)).ok
 
 
 def _sqs_counts(sqs, *names: str) -> dict[str, int]:
