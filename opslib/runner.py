@@ -227,7 +227,9 @@ def kernel_manager(env: dict[str, str]):
             kw.setdefault("env", env)
             await AsyncKernelManager._async_start_kernel(self, **kw)
 
-    km = _KM(kernel_name="python3")
+    # IPC (unix sockets in the Jupyter runtime dir, private to this user) instead of loopback TCP:
+    # nothing else on the machine can connect to the kernel.
+    km = _KM(kernel_name="python3", transport="ipc")
     km._kernel_spec = KernelSpec(
         argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         display_name="Python 3 (ipykernel)",

@@ -84,20 +84,8 @@ def test_bad_input_exit_2_lists_parameters(books, tmp_path, capsys, args, needle
 
 
 def test_secret_parameter_exit_2(books, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "run",
-                "canary",
-                "-p",
-                "service",
-                "postgresql://u:pw@db/x",
-                "--evidence-dir",
-                str(tmp_path),
-            ]
-        )
-        == 2
-    )
+    args = ["-p", "service", "host=db user=app password=pw", "--evidence-dir", str(tmp_path)]
+    assert main(["run", "canary", *args]) == 2
     assert "PGPASSWORD" in capsys.readouterr().err
 
 
