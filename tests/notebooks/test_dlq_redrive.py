@@ -312,3 +312,61 @@ def test_sigkill_mid_move_then_rerun_finishes(sqs, evidence_dir, tmp_path):
     assert len(in_orders) >= 500
     assert len(in_orders) - 500 <= len(reported)
     assert_nothing_lost(drain(sqs, "orders-dlq"), in_orders, reported, sources)
+
+
+def test_wire_faults_then_rerun_finishes(sqs, sandbox, evidence_dir, monkeypatch):
+    """The runbook run against a fault-injecting proxy (partial batch failures, throttling, sends
+    applied but answered 500), then re-run on the plain sandbox: nothing lost, every duplicate
+    reported."""
+    from tests.unit.faultproxy import FaultProxy
+
+    faults = {
+        "fail_every": {"SendMessageBatch": 7, "DeleteMessageBatch": 5},
+        "throttle_every": {"SendMessageBatch": 6, "ReceiveMessage": 9},
+        "ambiguous_every": {"SendMessageBatch": 11},
+    }
+    with FaultProxy(sandbox.aws_endpoint, **faults) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        r1 = opslib.run(
+            "dlq-redrive",
+            {
+                "dlq": "orders-dlq",
+                "dry_run": False,
+                "approved_by": "e2e",
+                "concurrency": 4,
+                "max_messages": 300,
+            },
+            evidence_dir=evidence_dir / "faulty",
+        )
+    monkeypatch.undo()
+    assert r1.exit_code == 0, r1.record.get("error")
+    for key in (
+        "failed_entries:SendMessageBatch",
+        "failed_entries:DeleteMessageBatch",
+        "throttled:SendMessageBatch",
+        "ambiguous:SendMessageBatch",
+    ):
+        assert proxy.counts[key] > 0, key
+    change = r1.record["changes"][0]
+    move = change["data"]["move"]
+    assert move["send_retries"] > 0 and move["delete_retries"] > 0 and move["throttled"] > 0
+    res1 = r1.record["results"]
+    assert res1["possible_duplicates"], "ambiguous sends must be reported"
+    assert res1["moved"] == 300 and res1["remaining"] >= 200  # the blast radius held
+    r2 = opslib.run(
+        "dlq-redrive",
+        {"dry_run": False, "approved_by": "e2e"},
+        sandbox=True,
+        evidence_dir=evidence_dir / "rerun",
+    )
+    assert r2.exit_code == 0, r2.record.get("error")
+    assert r2.record["results"]["remaining"] == 0 and r2.record["results"]["moved"] >= 200
+    sources = {}
+    for r in (r1, r2):
+        sources.update(
+            {j["new_id"]: j["source_id"] for j in journal_of(r.bundle) if j["event"] == "sent"}
+        )
+    reported = set(res1["possible_duplicates"]) | set(r2.record["results"]["possible_duplicates"])
+    in_orders = drain(sqs, "orders")
+    assert len(in_orders) - 500 <= len(reported)
+    assert_nothing_lost(drain(sqs, "orders-dlq"), in_orders, reported, sources)
