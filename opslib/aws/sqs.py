@@ -992,6 +992,18 @@ def plan_redrive(
                 f"{d.name} sends its failures back to {target.dlq.name} after "
                 f"maxReceiveCount={d.max_receive_count}: fix the consumer first or they return here."
             )
+        elif d.dead_letter_target_arn:
+            own = queue_name_from(d.dead_letter_target_arn)
+            try:
+                c = queue_counts(resolve_queue(d.dead_letter_target_arn, sqs=sqs), sqs=sqs)
+            except Exception as exc:  # noqa: BLE001 - shown as a warning, the plan still stands
+                warnings.append(f"Could not read {d.name}'s own DLQ {own}: {type(exc).__name__}.")
+            else:
+                if c.total:
+                    warnings.append(
+                        f"{d.name}'s own DLQ {own} already holds {c.total:,} message(s): its "
+                        "consumer is failing now; moved messages may end up there."
+                    )
     if health is not None:
         for f in health.findings:
             if f.severity in (Severity.WARNING, Severity.CRITICAL) and any(

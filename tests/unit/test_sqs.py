@@ -543,3 +543,13 @@ def test_slow_batches_get_their_visibility_extended(sqs, sandbox, tmp_path):
     assert (r.moved, r.failed, r.possible_duplicates, r.errors) == (20, 0, (), ())
     ids = [json.loads(m["Body"])["id"] for m in drain(sqs, src)]
     assert sorted(ids) == list(range(20))  # each exactly once
+
+
+def test_plan_warns_when_the_destination_has_its_own_failing_dlq(sqs):
+    dlq, _ = make_pair(sqs, 5)
+    other_dlq, dest = make_pair(sqs, 3)  # dest's own DLQ holds 3 failures
+    target = S.preflight(dlq, dest, sqs=sqs)
+    plan = S.plan_redrive(target, sqs=sqs)
+    name = other_dlq.rsplit("/", 1)[-1]
+    assert any(f"own DLQ {name} already holds 3 message(s)" in w for w in plan.warnings)
+    assert plan.changes[0].target.endswith(dest.rsplit("/", 1)[-1])
