@@ -212,7 +212,7 @@ def _register_engine() -> None:
         papermill_engines.register(_ENGINE_NAME, _engine_class())
 
 
-def kernel_manager(env: dict[str, str]):
+def kernel_manager(env: dict[str, str], ipc_dir: str | os.PathLike[str]):
     """An AsyncKernelManager running ``sys.executable -m ipykernel_launcher`` with ``env``.
 
     Building the spec here (rather than looking up an installed ``python3`` kernelspec, whose
@@ -227,9 +227,10 @@ def kernel_manager(env: dict[str, str]):
             kw.setdefault("env", env)
             await AsyncKernelManager._async_start_kernel(self, **kw)
 
-    # IPC (unix sockets in the Jupyter runtime dir, private to this user) instead of loopback TCP:
-    # nothing else on the machine can connect to the kernel.
-    km = _KM(kernel_name="python3", transport="ipc")
+    # IPC: unix sockets in the run's private (0700) staging dir instead of loopback TCP, so
+    # nothing else on the machine can reach the kernel. The path must be unique per run: the
+    # default (``./kernel-ipc``) would let two runs in one directory cross their messages.
+    km = _KM(kernel_name="python3", transport="ipc", ip=os.path.join(os.fspath(ipc_dir), "kernel"))
     km._kernel_spec = KernelSpec(
         argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         display_name="Python 3 (ipykernel)",
@@ -391,7 +392,7 @@ def _execute(
             from papermill.exceptions import PapermillExecutionError
 
             _register_engine()
-            km = kernel_manager(kernel_env)
+            km = kernel_manager(kernel_env, staging)
             control.km = km
             if timeout:
                 t = threading.Timer(
