@@ -64,9 +64,26 @@ def _display(obj: Any) -> None:
 
 #: Every approval panel shown in this kernel, oldest first (for :func:`applied`).
 _PANELS: list[ApprovalPanel] = []
-#: Panels still waiting for a click. A newer panel supersedes them, so re-running an apply cell
-#: never leaves two live "Approve and apply" buttons for the same change.
+#: Panels still waiting for a click. A newer panel from the same cell supersedes them, so
+#: re-running an apply cell never leaves two live "Approve and apply" buttons for one change.
 _PENDING: list[ApprovalPanel] = []
+
+
+def _origin(plan: Any) -> str:
+    """Which apply step a panel belongs to: the JupyterLab cell id, else the plan's title.
+
+    A runbook with two gated steps shows two panels in one "Run All"; only a re-run of the
+    same cell may supersede a waiting panel.
+    """
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+        parent = ip.get_parent() if ip is not None and hasattr(ip, "get_parent") else None
+        cell_id = ((parent or {}).get("metadata") or {}).get("cellId")
+    except (AttributeError, TypeError):
+        cell_id = None
+    return f"cell:{cell_id}" if cell_id else f"plan:{getattr(plan, 'title', '')}"
 
 
 class ApprovalPanel:
@@ -99,6 +116,7 @@ class ApprovalPanel:
         self.state = "pending"
         self.approval: Any = None
         self.result: Any = None
+        self.origin = ""  # set by approval_buttons (see _origin)
 
         self.approve_button = w.Button(
             description="Approve and apply",
@@ -232,8 +250,10 @@ def approval_buttons(
             "(and dry_run=False) in the parameters."
         )
         return None
+    origin = _origin(plan)
     for older in list(_PENDING):
-        older.supersede()
+        if older.origin == origin:
+            older.supersede()
     panel = ApprovalPanel(
         plan,
         change_ticket=change_ticket,
@@ -241,6 +261,7 @@ def approval_buttons(
         stop_on_error=stop_on_error,
         on_applied=on_applied,
     )
+    panel.origin = origin
     _PENDING.append(panel)
     _PANELS.append(panel)
     _display(plan)

@@ -153,6 +153,17 @@ def test_a_newer_panel_supersedes_older_pending_ones(as_interactive):
     assert ex.calls == ["bucket-0", "bucket-1"] and len(SESSION.approvals) == 1
 
 
+def test_panels_for_different_steps_stay_live(as_interactive):
+    ex = Executor()
+    first = interactive.approval_buttons(_plan(1), execute=ex)
+    other = Plan("restore to a new instance", (Change("rds:Restore", "db-new", "new instance"),))
+    second = interactive.approval_buttons(other, execute=ex)
+    assert first.state == "pending" and second.state == "pending"
+    first.approve_button.click()
+    second.approve_button.click()
+    assert ex.calls == ["bucket-0", "db-new"]
+
+
 def test_headless_never_shows_buttons(monkeypatch, capsys):
     monkeypatch.setenv("OPSLIB_HEADLESS", "1")
     assert interactive.approval_buttons(_plan(), execute=Executor()) is None
