@@ -8,6 +8,7 @@ written by the platform's writer and verified.
 from __future__ import annotations
 
 import json
+import socket
 
 import ipywidgets as w
 import nbformat
@@ -23,6 +24,12 @@ WIDGET = capture.WIDGET_VIEW_MIME
 
 @pytest.fixture(autouse=True)
 def _fresh(monkeypatch):
+    # the operator lookup asks STS for the caller ARN: point it at a closed loopback port so it
+    # fails at once instead of waiting on the network
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{closed}")
     SESSION.reset()
     interactive._PENDING.clear()
     interactive._PANELS.clear()
