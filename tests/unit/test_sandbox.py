@@ -532,3 +532,70 @@ def test_bad_selector_is_a_400(sandbox):
     with pytest.raises(ApiException) as exc:
         client.CoreV1Api(k8s_api()).list_namespaced_pod("default", label_selector="a in b")
     assert exc.value.status == 400
+
+
+def test_nbval_notebooks_get_the_sandbox_env_and_presets(sandbox, tmp_path):
+    """`pytest --nbval-lax` through the root conftest: kernels inherit the sandbox variables
+    and the parameters cell gets the runbook's presets (the notebook file is not changed)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('queue: str = ""  # the queue\nlimit: int = 1  # a limit')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell(
+            "import os\n"
+            "from opslib.clients import pg_connect\n"
+            'assert queue == "from-preset" and limit == 1, (queue, limit)\n'
+            f'assert os.environ["PGPORT"] == "{sandbox.pg_port}"\n'
+            'assert os.environ["OPSLIB_HEADLESS"] == "1"\n'
+            'assert pg_connect().execute("select 1").fetchone() == (1,)'
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "probe_book.ipynb"
+    nbformat.write(nb, path)
+    before = path.read_bytes()
+    presets_file = Path(sandbox.state_dir) / "presets.json"
+    saved = presets_file.read_text()
+    presets_file.write_text(
+        json.dumps({**json.loads(saved), "probe-book": {"queue": "from-preset"}})
+    )
+    try:
+        env = {
+            **os.environ,
+            "OPSLIB_TEST_SANDBOX": sandbox.state_dir,
+            "PYTHONPATH": str(Path.cwd()),
+        }
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "conftest",
+                "--nbval-lax",
+                str(path),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--rootdir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=Path(__file__).parents[2],
+            timeout=150,
+        )
+    finally:
+        presets_file.write_text(saved)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "2 passed" in res.stdout
+    assert path.read_bytes() == before
+    assert sb.status(sandbox.state_dir).stopped == ()  # the reused sandbox was left running
