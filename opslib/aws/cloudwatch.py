@@ -159,8 +159,20 @@ def _fetch(cloudwatch, batch: Sequence[MetricQuery], stats: Mapping[str, str], s
     points: dict[str, list[tuple[Any, float]]] = {q.id: [] for q in batch}
     status: dict[str, str] = {}
     messages: dict[str, list[str]] = {q.id: [] for q in batch}
+    # identical series (e.g. p50/p90/p99 after a fallback to Maximum) are asked for once
+    same: dict[tuple, str] = {}
+    alias: dict[str, list[str]] = {}
+    sent: list[MetricQuery] = []
+    for q in batch:
+        key = (q.namespace, q.metric, tuple(sorted(q.dimensions.items())), stats[q.id], q.period)
+        if key in same:
+            alias[same[key]].append(q.id)
+        else:
+            same[key] = q.id
+            alias[q.id] = [q.id]
+            sent.append(q)
     kwargs: dict[str, Any] = {
-        "MetricDataQueries": [q.to_api(stats[q.id]) for q in batch],
+        "MetricDataQueries": [q.to_api(stats[q.id]) for q in sent],
         "StartTime": start,
         "EndTime": end,
         "ScanBy": "TimestampAscending",
@@ -170,15 +182,15 @@ def _fetch(cloudwatch, batch: Sequence[MetricQuery], stats: Mapping[str, str], s
         resp = cloudwatch.get_metric_data(**kwargs)
         calls += 1
         for r in resp.get("MetricDataResults", []):
-            qid = r["Id"]
-            points.setdefault(qid, []).extend(
-                zip(r.get("Timestamps", []), r.get("Values", []), strict=False)
-            )
-            status[qid] = r.get("StatusCode", "Complete")
-            for m in r.get("Messages", []) or []:
-                messages.setdefault(qid, []).append(
-                    f"{m.get('Code', '')}: {m.get('Value', '')}".strip(": ")
-                )
+            pts = list(zip(r.get("Timestamps", []), r.get("Values", []), strict=False))
+            msgs = [
+                f"{m.get('Code', '')}: {m.get('Value', '')}".strip(": ")
+                for m in r.get("Messages", []) or []
+            ]
+            for qid in alias.get(r["Id"], [r["Id"]]):
+                points.setdefault(qid, []).extend(pts)
+                status[qid] = r.get("StatusCode", "Complete")
+                messages.setdefault(qid, []).extend(msgs)
         for m in resp.get("Messages", []) or []:  # call-level messages apply to the whole batch
             for q in batch:
                 messages[q.id].append(f"{m.get('Code', '')}: {m.get('Value', '')}".strip(": "))

@@ -75,13 +75,33 @@ def test_frame_has_utc_index_and_one_column_per_query(cw, ns):
 
 def test_batches_of_500_in_as_few_calls_as_possible(cw, ns):
     cw.put_metric_data(
-        Namespace=ns, MetricData=[{"MetricName": "M", "Timestamp": minutes_ago(1), "Value": 7.0}]
+        Namespace=ns,
+        MetricData=[
+            {
+                "MetricName": "M",
+                "Dimensions": [{"Name": "N", "Value": n}],
+                "Timestamp": minutes_ago(1),
+                "Value": 7.0,
+            }
+            for n in ("0", "500")
+        ],
     )
-    qs = [MetricQuery(f"q{i}", ns, "M", {}, "Sum") for i in range(501)]
+    qs = [MetricQuery(f"q{i}", ns, "M", {"N": str(i)}, "Sum") for i in range(501)]
     s = get_metrics(qs, cloudwatch=cw, start=minutes_ago(3), end=dt.datetime.now(dt.UTC))
     assert cw.calls == [500, 1]
     assert s.calls == 2 and s.frame.shape[1] == 501
     assert s.frame["q0"].dropna().tolist() == [7.0] and s.frame["q500"].dropna().tolist() == [7.0]
+    assert s.frame["q1"].dropna().tolist() == []
+
+
+def test_identical_series_are_asked_for_once(cw, ns):
+    cw.put_metric_data(
+        Namespace=ns, MetricData=[{"MetricName": "M", "Timestamp": minutes_ago(1), "Value": 3.0}]
+    )
+    qs = [MetricQuery("a", ns, "M", {}, "Maximum"), MetricQuery("b", ns, "M", {}, "Maximum")]
+    s = get_metrics(qs, cloudwatch=cw, start=minutes_ago(3), end=dt.datetime.now(dt.UTC))
+    assert cw.calls == [1]
+    assert s.frame["a"].dropna().tolist() == s.frame["b"].dropna().tolist() == [3.0]
 
 
 def test_percentile_falls_back_to_maximum_and_says_so(cw, ns):
