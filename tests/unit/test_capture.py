@@ -201,3 +201,18 @@ def test_default_evidence_dir_is_beside_notebooks(tmp_path, monkeypatch):
     assert capture.default_evidence_dir(nb) == str((tmp_path / "repo" / "evidence").resolve())
     monkeypatch.setenv(capture.EVIDENCE_DIR_ENV, "/somewhere")
     assert capture.default_evidence_dir(nb) == "/somewhere"
+
+
+def test_captured_bundle_is_redacted(tmp_path, monkeypatch):
+    secret = "s3cr3t-value-0123456789"
+    monkeypatch.setenv("PAYMENTS_API_TOKEN", secret)
+    SESSION.results["leaky"] = f"token={secret}"
+    leak = {"output_type": "stream", "name": "stdout", "text": f"connecting with {secret}\n"}
+    bundle = capture.capture_now(
+        tmp_path / "ev", notebook_path=_notebook(tmp_path, [[leak]]), save=False
+    )
+    for f in (tmp_path / "ev").rglob("*"):
+        if f.is_file():
+            assert secret not in f.read_text(errors="replace"), f
+    assert "[REDACTED]" in json.dumps(bundle.record["results"])
+    assert verify(bundle.location).ok
