@@ -50,6 +50,8 @@ def _run_summary(result: Any) -> None:
     if err:
         where = f" in cell {err['cell_index']}" if err.get("cell_index") is not None else ""
         print(f"error{where}: {err.get('ename', '')}: {err.get('evalue', '')}")
+    if rec.get("evidence_store_error"):
+        _err(f"warning: {rec['evidence_store_error']}; bundle kept locally instead")
     if result.html:
         print(f"html: {result.html}")
     print(result.bundle, flush=True)

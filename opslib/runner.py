@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import os
 import shutil
 import signal
@@ -33,6 +34,8 @@ from opslib.errors import BadInputError
 
 #: Seconds between a kernel interrupt (SIGINT) and killing the kernel if it does not stop.
 KILL_GRACE_SECONDS = 5.0
+#: Where the bundle goes when the requested S3 evidence store cannot be written.
+FALLBACK_EVIDENCE_DIR = "evidence"
 #: papermill saves the running notebook at least this often during a long cell.
 AUTOSAVE_SECONDS = 10
 
@@ -450,28 +453,35 @@ def _execute(
         if warm is not None:
             warm.join(timeout=30)
         redactor = Redactor([os.environ, kernel_env])
+        write = functools.partial(
+            bundle_mod.write_bundle,
+            nb,
+            runbook=info.name,
+            run_id=run_id,
+            started=started,
+            finished=finished,
+            status=status,
+            parameters={**{p.name: p.default for p in info.parameters}, **params},
+            error=error,
+            operator=context.get("operator"),
+            notebook_path=str(info.path),
+            git=context.get("git"),
+            attachments_dir=staging / "attachments",
+            redactor=redactor,
+        )
+        extra = {
+            "exit_code": EXIT_CODES[status],
+            "parameters_given": sorted(params),
+            "sandbox": bool(sandbox_env),
+        }
         try:
-            written = bundle_mod.write_bundle(
-                nb,
-                runbook=info.name,
-                run_id=run_id,
-                started=started,
-                finished=finished,
-                status=status,
-                evidence_dir=evidence_dir,
-                parameters={**{p.name: p.default for p in info.parameters}, **params},
-                error=error,
-                operator=context.get("operator"),
-                notebook_path=str(info.path),
-                git=context.get("git"),
-                attachments_dir=staging / "attachments",
-                redactor=redactor,
-                extra={
-                    "exit_code": EXIT_CODES[status],
-                    "parameters_given": sorted(params),
-                    "sandbox": bool(sandbox_env),
-                },
-            )
+            try:
+                written = write(evidence_dir=evidence_dir, extra=extra)
+            except Exception as exc:  # noqa: BLE001  remote store down: never lose the evidence
+                if not str(evidence_dir).startswith("s3://"):
+                    raise
+                extra["evidence_store_error"] = f"could not write to {evidence_dir}: {exc}"
+                written = write(evidence_dir=FALLBACK_EVIDENCE_DIR, extra=extra)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return RunResult(status, EXIT_CODES[status], written.location, written.record)

@@ -87,3 +87,12 @@ def test_run_writes_bundle_to_s3(s3_evidence):
         "record.json",
         "manifest.json",
     }
+
+
+def test_unwritable_s3_store_keeps_bundle_locally(sandbox, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = opslib.run(TINY, {"count": 1}, evidence_dir=f"s3://no-such-bucket-{uuid.uuid4().hex[:6]}/p")
+    assert r.status == "succeeded"
+    assert Path(r.bundle).resolve().parent.parent == (tmp_path / "evidence").resolve()
+    assert "could not write" in r.record["evidence_store_error"]
+    assert verify(r.bundle).ok
