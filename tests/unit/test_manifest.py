@@ -153,3 +153,28 @@ def test_notebook_metadata_holds_results(two_bundles):
     nb = nbformat.read(Path(b2.location) / "demo-book.ipynb", as_version=4)
     assert nb.metadata.opslib.results == {"n": 2}
     assert b2.record["results"] == {"n": 2}
+
+
+PNG_1PX = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def test_html_has_plots_inline_and_no_cdn(evidence_dir):
+    nb = executed_nb(1)
+    nb.cells[0].outputs.append(
+        new_output("display_data", data={"image/png": PNG_1PX, "text/plain": "<Figure>"})
+    )
+    start = dt.datetime(2026, 11, 23, 11, 0, 0, tzinfo=dt.UTC)
+    b = write_bundle(
+        nb,
+        runbook="plot",
+        run_id="p1",
+        started=start,
+        finished=start,
+        status="succeeded",
+        evidence_dir=evidence_dir,
+    )
+    html = (Path(b.location) / "plot.html").read_text()
+    assert f"data:image/png;base64,{PNG_1PX}" in html
+    assert "<title>plot</title>" in html
+    assert '<script src=""' not in html and '<script src="http' not in html
+    assert verify(b.location).ok
