@@ -21,7 +21,7 @@ import pytest
 import opslib.sandbox as sb
 from opslib.sandbox import procs
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 
 
 def _uid_of(pid: int) -> int:
@@ -599,3 +599,32 @@ def test_nbval_notebooks_get_the_sandbox_env_and_presets(sandbox, tmp_path):
     assert "2 passed" in res.stdout
     assert path.read_bytes() == before
     assert sb.status(sandbox.state_dir).stopped == ()  # the reused sandbox was left running
+
+
+def test_startup_failures_say_what_and_where_the_log_is(monkeypatch, private_dir):
+    import socket
+
+    from opslib.errors import SandboxError
+    from opslib.sandbox import aws_server, postgres
+
+    # a "moto" that never answers: bounded wait, then an error naming the log; process stopped
+    log = Path(private_dir) / "logs" / "moto.log"
+    port = procs.free_port()
+    rec = {**procs.spawn(["sleep", "60"], log=log), "port": port, "url": f"http://127.0.0.1:{port}"}
+    monkeypatch.setattr(aws_server, "START_TIMEOUT", 1)
+    t0 = time.monotonic()
+    with pytest.raises(SandboxError, match=r"moto server .* did not answer") as exc:
+        aws_server.ready(rec, log=log, env=dict(os.environ))
+    assert time.monotonic() - t0 < 10
+    assert str(log) in str(exc.value) and not procs.alive(rec)
+
+    # PostgreSQL on a port someone else holds: pg_ctl fails, the error names the log
+    cluster = postgres.Cluster(Path(private_dir) / "pg")
+    cluster.init()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(SandboxError, match="PostgreSQL did not start") as exc:
+            cluster.start(busy.getsockname()[1])
+    assert str(cluster.log) in str(exc.value)
+    assert not cluster.running()
