@@ -211,7 +211,8 @@ def up(state_dir: str | os.PathLike | None = None, *, seed: bool = True) -> Sand
     """
     sd = resolve_state_dir(state_dir)
     sd.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(PermissionError):  # someone else's dir: traversability is checked later
+    # someone else's dir may refuse the chmod; whether PostgreSQL can reach it is checked later
+    with contextlib.suppress(PermissionError):
         os.chmod(sd, 0o755)
     with _locked(sd):
         state = _read_state(sd)
