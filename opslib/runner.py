@@ -363,7 +363,7 @@ def _execute(
     timeout: float | None,
 ) -> RunResult:
     from opslib.evidence import bundle as bundle_mod
-    from opslib.evidence.redact import Redactor
+    from opslib.evidence.redact import Redactor, registered_secrets
 
     run_id = uuid.uuid4().hex[:10]
     started = _dt.datetime.now(_dt.UTC)
@@ -452,7 +452,7 @@ def _execute(
         looker.join(timeout=3)
         if warm is not None:
             warm.join(timeout=30)
-        redactor = Redactor([os.environ, kernel_env])
+        redactor = Redactor([os.environ, kernel_env], extra_values=registered_secrets(staging))
         write = functools.partial(
             bundle_mod.write_bundle,
             nb,

@@ -20,6 +20,7 @@ _LAZY = {
     "load_results": "opslib.evidence.collect",
     "Redactor": "opslib.evidence.redact",
     "redact_text": "opslib.evidence.redact",
+    "register_secret": "opslib.evidence.redact",
     "open_store": "opslib.evidence.store",
 }
 

@@ -146,9 +146,48 @@ class Redactor:
         return self.text(s).encode("utf-8")
 
 
+#: File in the run's staging dir (OPSLIB_RUN_DIR, private, deleted after the run) listing secret
+#: values a notebook met at run time; the runner adds them to the bundle's Redactor.
+SECRETS_FILE = ".redact-values.jsonl"
+
+_REGISTERED: set[str] = set()
+
+
+def register_secret(value: str) -> str:
+    """Mark a value fetched at run time (a secret read from Secrets Manager, a token) as secret.
+
+    From then on :func:`redact_text` masks it in this kernel, and the runner masks it in every
+    artifact of the bundle (the value is passed through the run's private staging dir, never
+    through the notebook's outputs). Returns ``value`` unchanged so it can wrap the fetch.
+    """
+    if isinstance(value, str) and len(value) >= MIN_SECRET_LEN and value not in _REGISTERED:
+        _REGISTERED.add(value)
+        run_dir = os.environ.get("OPSLIB_RUN_DIR")
+        if run_dir:
+            import json
+
+            path = os.path.join(run_dir, SECRETS_FILE)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(value) + "\n")
+    return value
+
+
+def registered_secrets(run_dir: str | os.PathLike[str]) -> list[str]:
+    """Values registered by a run's notebook (read by the runner from the staging dir)."""
+    import json
+
+    path = os.path.join(os.fspath(run_dir), SECRETS_FILE)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [json.loads(line) for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
 def redact_text(s: str, environ: Mapping[str, str] | None = None) -> str:
     """Redact one string with the current environment's secrets: for notebooks showing message bodies."""
-    return Redactor([os.environ if environ is None else environ]).text(s)
+    return Redactor([os.environ if environ is None else environ], extra_values=_REGISTERED).text(s)
 
 
 def find_secret(value: str, environ: Mapping[str, str] | None = None) -> str:

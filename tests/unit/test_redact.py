@@ -130,3 +130,13 @@ def test_find_secret_clean(value):
 
 def test_find_secret_env_value():
     assert find_secret("x-hunter2-long-x", {"PGPASSWORD": "hunter2-long"})
+
+
+def test_register_secret_reaches_runner_and_redact_text(tmp_path, monkeypatch):
+    from opslib.evidence.redact import register_secret, registered_secrets
+
+    monkeypatch.setenv("OPSLIB_RUN_DIR", str(tmp_path))
+    assert register_secret("fetched-at-runtime-1") == "fetched-at-runtime-1"
+    assert redact_text("value fetched-at-runtime-1 shown") == f"value {MASK} shown"
+    assert registered_secrets(tmp_path) == ["fetched-at-runtime-1"]
+    assert oct((tmp_path / ".redact-values.jsonl").stat().st_mode & 0o777) == "0o600"

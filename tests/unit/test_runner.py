@@ -156,7 +156,7 @@ def test_canary_secrets_never_reach_the_bundle(evidence_dir, monkeypatch):
     files = bundle_files(r.bundle)
     assert {"canary.ipynb", "canary.html", "record.json", "attachments/leak.txt"} <= set(files)
     for name, data in files.items():
-        for canary in [*CANARIES.values(), "AKIAABCDEFGHIJKLMNOP"]:
+        for canary in [*CANARIES.values(), "AKIAABCDEFGHIJKLMNOP", "canary-fetched-at-runtime-42"]:
             assert canary.encode() not in data, f"{canary} leaked into {name}"
     # the evidence is still useful: the masked places are visible
     assert b"[REDACTED]" in files["canary.ipynb"] and b"db.internal:5432" in files["canary.ipynb"]
