@@ -483,7 +483,10 @@ class SandboxKube(kmock.KubernetesScaffold):
             if sub == "scale":
                 return aiohttp.web.json_response(self._scale(obj))
             if sub == "log":
-                text = obj["metadata"].get("annotations", {}).get(LOG_ANNOTATION, "")
+                text = (obj["metadata"].get("annotations") or {}).get(LOG_ANNOTATION, "")
+                tail = int(params.get("tailLines") or 0)
+                if tail > 0:
+                    text = "".join(text.splitlines(keepends=True)[-tail:])
                 return aiohttp.web.Response(text=text, content_type="text/plain")
             return aiohttp.web.json_response(obj)
         if method == "DELETE":

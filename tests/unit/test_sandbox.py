@@ -153,6 +153,13 @@ def test_kubernetes_client_pods_with_selectors(sandbox):
         )
     assert exc.value.status == 404
 
+    core.patch_namespaced_pod(
+        "ledger-2",
+        "sbx-pods",
+        {"metadata": {"annotations": {"sandbox.opslib.dev/log": "one\ntwo\nthree\n"}}},
+    )
+    assert core.read_namespaced_pod_log("ledger-2", "sbx-pods") == "one\ntwo\nthree\n"
+    assert core.read_namespaced_pod_log("ledger-2", "sbx-pods", tail_lines=2) == "two\nthree\n"
     core.delete_namespaced_pod("ledger-2", "sbx-pods")
     assert len(core.list_namespaced_pod("sbx-pods").items) == 2
     core.delete_namespace("sbx-pods")
