@@ -362,12 +362,40 @@ def _execute(
     evidence_dir: str | os.PathLike[str],
     timeout: float | None,
 ) -> RunResult:
+    # Private (0700) staging dir: partial notebook, attachments, IPC sockets. It holds
+    # unredacted output, so it is removed whatever happens.
+    staging = Path(tempfile.mkdtemp(prefix=f"opslib-{info.name}-"))
+    try:
+        return _execute_in(
+            staging,
+            info,
+            params,
+            sandbox_env,
+            control,
+            phase,
+            evidence_dir=evidence_dir,
+            timeout=timeout,
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _execute_in(
+    staging: Path,
+    info: catalog.RunbookInfo,
+    params: dict[str, Any],
+    sandbox_env: dict[str, str],
+    control: _Control,
+    phase: dict[str, str],
+    *,
+    evidence_dir: str | os.PathLike[str],
+    timeout: float | None,
+) -> RunResult:
     from opslib.evidence import bundle as bundle_mod
     from opslib.evidence.redact import Redactor, registered_secrets
 
     run_id = uuid.uuid4().hex[:10]
     started = _dt.datetime.now(_dt.UTC)
-    staging = Path(tempfile.mkdtemp(prefix=f"opslib-{info.name}-"))
     out_path = staging / f"{info.name}.ipynb"
     kernel_env = {
         **os.environ,
@@ -475,15 +503,12 @@ def _execute(
             "sandbox": bool(sandbox_env),
         }
         try:
-            try:
-                written = write(evidence_dir=evidence_dir, extra=extra)
-            except Exception as exc:  # noqa: BLE001  remote store down: never lose the evidence
-                if not str(evidence_dir).startswith("s3://"):
-                    raise
-                extra["evidence_store_error"] = f"could not write to {evidence_dir}: {exc}"
-                written = write(evidence_dir=FALLBACK_EVIDENCE_DIR, extra=extra)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            written = write(evidence_dir=evidence_dir, extra=extra)
+        except Exception as exc:  # noqa: BLE001  remote store down: never lose the evidence
+            if not str(evidence_dir).startswith("s3://"):
+                raise
+            extra["evidence_store_error"] = f"could not write to {evidence_dir}: {exc}"
+            written = write(evidence_dir=FALLBACK_EVIDENCE_DIR, extra=extra)
     return RunResult(status, EXIT_CODES[status], written.location, written.record)
 
 
