@@ -528,7 +528,7 @@ def service_health(inp: TriageInputs, *, ecs=None, k8s=None) -> ServiceCheck:
             )
         except Exception as exc:  # noqa: BLE001 - becomes a finding; the other sources go on
             found.append(error_finding("k8s", exc))
-    return ServiceCheck(health, pods, events, deps, tuple(found))
+    return ServiceCheck(health, pods, events, deps, tuple(sorted(found, key=_key)))
 
 
 # --- 3. database -----------------------------------------------------------------------------
@@ -624,7 +624,7 @@ def database(inp: TriageInputs, metrics: Metrics, *, conn=None) -> DatabaseCheck
             found += act.findings(activity)
         except Exception as exc:  # noqa: BLE001 - becomes a finding; the other sources go on
             found.append(error_finding("postgres", exc))
-    return DatabaseCheck(frame, dimension, activity, tuple(found))
+    return DatabaseCheck(frame, dimension, activity, tuple(sorted(found, key=_key)))
 
 
 # --- 4. cache --------------------------------------------------------------------------------

@@ -103,9 +103,13 @@ def service_health(*, ecs, cluster: str, service: str, max_stopped: int = 20) ->
             f"ECS service {service!r} not found in cluster {cluster!r} ({reasons or 'inactive'}); "
             "check ecs_cluster/ecs_service and region."
         )
-    arns = ecs.list_tasks(
-        cluster=cluster, serviceName=service, desiredStatus="STOPPED", maxResults=100
-    ).get("taskArns", [])
+    arns = (
+        []
+        if max_stopped <= 0
+        else ecs.list_tasks(
+            cluster=cluster, serviceName=service, desiredStatus="STOPPED", maxResults=100
+        ).get("taskArns", [])
+    )
     stopped: list[StoppedTask] = []
     if arns:
         tasks = ecs.describe_tasks(cluster=cluster, tasks=arns[:100]).get("tasks", [])

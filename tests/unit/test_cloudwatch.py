@@ -39,12 +39,18 @@ def ns():
     return f"Test/Cw{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture
+def tag(ns):
+    """A unique dimension value: the local server ignores the namespace when dimensions are given."""
+    return ns.split("/")[1]
+
+
 def minutes_ago(n: int) -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=n)
 
 
-def test_frame_has_utc_index_and_one_column_per_query(cw, ns):
-    dims = [{"Name": "Svc", "Value": "a"}]
+def test_frame_has_utc_index_and_one_column_per_query(cw, ns, tag):
+    dims = [{"Name": "Svc", "Value": tag}]
     cw.put_metric_data(
         Namespace=ns,
         MetricData=[
@@ -58,8 +64,8 @@ def test_frame_has_utc_index_and_one_column_per_query(cw, ns):
         ],
     )
     q = [
-        MetricQuery("lat", ns, "Lat", {"Svc": "a"}),
-        MetricQuery("none", ns, "Missing", {"Svc": "a"}, "Sum"),
+        MetricQuery("lat", ns, "Lat", {"Svc": tag}),
+        MetricQuery("none", ns, "Missing", {"Svc": tag}, "Sum"),
     ]
     s = get_metrics(q, cloudwatch=cw, start=minutes_ago(10), end=dt.datetime.now(dt.UTC))
     f = s.to_frame()
@@ -73,20 +79,20 @@ def test_frame_has_utc_index_and_one_column_per_query(cw, ns):
     assert list(s.status_frame()["points"]) == [3, 0]
 
 
-def test_batches_of_500_in_as_few_calls_as_possible(cw, ns):
+def test_batches_of_500_in_as_few_calls_as_possible(cw, ns, tag):
     cw.put_metric_data(
         Namespace=ns,
         MetricData=[
             {
                 "MetricName": "M",
-                "Dimensions": [{"Name": "N", "Value": n}],
+                "Dimensions": [{"Name": tag, "Value": n}],
                 "Timestamp": minutes_ago(1),
                 "Value": 7.0,
             }
             for n in ("0", "500")
         ],
     )
-    qs = [MetricQuery(f"q{i}", ns, "M", {"N": str(i)}, "Sum") for i in range(501)]
+    qs = [MetricQuery(f"q{i}", ns, "M", {tag: str(i)}, "Sum") for i in range(501)]
     s = get_metrics(qs, cloudwatch=cw, start=minutes_ago(3), end=dt.datetime.now(dt.UTC))
     assert cw.calls == [500, 1]
     assert s.calls == 2 and s.frame.shape[1] == 501
@@ -104,8 +110,8 @@ def test_identical_series_are_asked_for_once(cw, ns):
     assert s.frame["a"].dropna().tolist() == s.frame["b"].dropna().tolist() == [3.0]
 
 
-def test_percentile_falls_back_to_maximum_and_says_so(cw, ns):
-    dims = [{"Name": "LoadBalancer", "Value": "app/x/1"}]
+def test_percentile_falls_back_to_maximum_and_says_so(cw, ns, tag):
+    dims = [{"Name": "LoadBalancer", "Value": f"app/{tag}/1"}]
     cw.put_metric_data(
         Namespace=ns,
         MetricData=[
@@ -119,8 +125,8 @@ def test_percentile_falls_back_to_maximum_and_says_so(cw, ns):
         ],
     )
     q = [
-        MetricQuery("p99", ns, "TargetResponseTime", {"LoadBalancer": "app/x/1"}, "p99"),
-        MetricQuery("avg", ns, "TargetResponseTime", {"LoadBalancer": "app/x/1"}),
+        MetricQuery("p99", ns, "TargetResponseTime", {"LoadBalancer": f"app/{tag}/1"}, "p99"),
+        MetricQuery("avg", ns, "TargetResponseTime", {"LoadBalancer": f"app/{tag}/1"}),
     ]
     s = get_metrics(q, cloudwatch=cw, start=minutes_ago(10), end=dt.datetime.now(dt.UTC))
     # the local server rejects percentile statistics: Maximum (an upper bound) instead, said plainly

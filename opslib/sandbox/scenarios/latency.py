@@ -222,11 +222,11 @@ def seed_metrics(ctx, now: dt.datetime | None = None) -> str:
     )
     rds: list[dict] = []
     redis: list[dict] = []
-    for i, ts in enumerate(minutes):
+    for ts in minutes:
         key = ts.isoformat()
         if key in written:
             continue
-        r, c = _db_cache_data(ts, i)
+        r, c = _db_cache_data(ts, int(ts.timestamp() // 60))  # wobble by absolute minute
         rds += r
         redis += c
         written.add(key)
