@@ -472,6 +472,8 @@ def _execute_in(
             }
         if nb is None:
             nb = _partial_notebook(out_path, info.path)
+        if "papermill" in nb.get("metadata", {}):  # not the private staging path
+            nb["metadata"]["papermill"]["output_path"] = f"{info.name}.ipynb"
         finished = _dt.datetime.now(_dt.UTC)
         if error is not None:
             cell = bundle_mod.find_error(nb) or _running_cell(nb)
