@@ -171,8 +171,8 @@ def test_conninfo_with_password_refused(evidence_dir):
 
 def test_timeout_kills_and_keeps_partial_output(evidence_dir):
     t0 = time.monotonic()
-    r = opslib.run(LONG, {"seconds": 60}, evidence_dir=evidence_dir, timeout=4)
-    assert time.monotonic() - t0 < 30
+    r = opslib.run(LONG, {"seconds": 60}, evidence_dir=evidence_dir, timeout=10)
+    assert time.monotonic() - t0 < 45
     assert (r.status, r.exit_code) == ("timeout", 1)
     nb = (Path(r.bundle) / "long.ipynb").read_text()
     assert "partial output before the long wait" in nb
