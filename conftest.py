@@ -54,6 +54,12 @@ def _inject_presets(items) -> None:
             )
 
 
+def pytest_configure(config):
+    from opslib.sandbox.testing import session_state_dir
+
+    session_state_dir()  # OPSLIB_SANDBOX_DIR for the whole session, before anything starts one
+
+
 def pytest_collection_modifyitems(session, config, items):
     notebook_items = [item for item in items if _is_notebook_item(item)]
     if notebook_items:

@@ -9,6 +9,12 @@ import pytest
 os.environ["OPSLIB_HEADLESS"] = "1"
 
 
+def pytest_configure(config):
+    from opslib.sandbox.testing import session_state_dir
+
+    session_state_dir()  # every sandbox.up() in this session lands in the session's sandbox
+
+
 @pytest.fixture(scope="session")
 def sandbox():
     """The session's sandbox (moto, PostgreSQL, Kubernetes API on loopback), started once.

@@ -4,6 +4,11 @@
 ``pytest_collection_modifyitems`` before any kernel starts) both call :func:`session_sandbox`,
 so a session that runs unit tests and ``--nbval-lax notebooks/`` starts exactly one.
 
+The session's state dir is chosen when pytest starts (:func:`session_state_dir`) and put in
+``OPSLIB_SANDBOX_DIR``, so anything in the session that calls ``opslib.sandbox.up()`` on its
+own (``opslib run --sandbox`` in a subprocess, a test without the fixture) lands in that
+same sandbox, which is stopped at the end, instead of leaving a ``./.sandbox`` running.
+
 Set ``OPSLIB_TEST_SANDBOX=/tmp/mysandbox`` to reuse a sandbox you keep running while
 iterating (it is brought up if needed and left running at the end).
 """
@@ -17,39 +22,47 @@ import threading
 
 from opslib.sandbox.stack import SandboxInfo, down, env_vars, up
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+_state_dir: str | None = None
 _info: SandboxInfo | None = None
 _owned = False
 
 
-def session_sandbox() -> SandboxInfo:
-    """Start (once) the session's sandbox and export its variables into ``os.environ``."""
-    global _info, _owned
+def session_state_dir() -> str:
+    """The session's sandbox dir (created empty, not started), exported as OPSLIB_SANDBOX_DIR."""
+    global _state_dir, _owned
     with _lock:
-        if _info is None:
+        if _state_dir is None:
             keep = os.environ.get("OPSLIB_TEST_SANDBOX", "")
             if keep:
-                state_dir, _owned = keep, False
+                _state_dir, _owned = keep, False
             else:
                 # not under pytest's 0700 tmp dirs: the PostgreSQL OS user must reach it
-                state_dir = tempfile.mkdtemp(prefix="opslib-test-sandbox-", dir="/tmp")
-                os.chmod(state_dir, 0o755)
+                _state_dir = tempfile.mkdtemp(prefix="opslib-test-sandbox-", dir="/tmp")
+                os.chmod(_state_dir, 0o755)
                 _owned = True
                 atexit.register(stop_session_sandbox)
-            try:
-                _info = up(state_dir)
-            except BaseException:
-                if _owned:
-                    down(state_dir)
-                raise
+            os.environ["OPSLIB_SANDBOX_DIR"] = _state_dir
+        return _state_dir
+
+
+def session_sandbox() -> SandboxInfo:
+    """Start (once) the session's sandbox and export its variables into ``os.environ``."""
+    global _info
+    with _lock:
+        if _info is None:
+            state_dir = session_state_dir()
+            _info = up(state_dir)
             os.environ.update(env_vars(_info))
         return _info
 
 
 def stop_session_sandbox() -> None:
-    """Stop the session's sandbox if this process started it (idempotent)."""
-    global _info
+    """Stop the session's sandbox, whoever started it in this dir, if the session owns the
+    dir (idempotent; safe when nothing was started)."""
+    global _info, _state_dir
     with _lock:
-        if _info is not None and _owned:
-            down(_info.state_dir)
+        if _state_dir is not None and _owned:
+            down(_state_dir)
+            _state_dir = None
         _info = None
