@@ -101,6 +101,34 @@ def test_approved_termination_clears_the_chain(incident, evidence_dir):
     assert "chain over: 3 of 3 waiter(s) finished" in log.read_text()
 
 
+def test_approved_scale_out_of_ecs_service_and_deployment(incident, evidence_dir):
+    from kubernetes import client
+
+    from opslib.clients import aws_client, k8s_api
+
+    r = opslib.run(
+        "latency-triage",
+        {"scale_out_by": 2, "dry_run": False, "approved_by": "e2e"},
+        sandbox=True,
+        evidence_dir=evidence_dir,
+    )
+    assert (r.status, r.exit_code) == ("succeeded", 0), r.record.get("error")
+    assert [(c["action"], c["status"]) for c in r.record["changes"]] == [
+        ("ecs:UpdateService", "applied"),
+        ("k8s:patch deployments/scale", "applied"),
+    ]
+    assert r.record["results"]["terminated_pids"] == []  # terminate_blocking was not asked for
+    svc = aws_client("ecs").describe_services(
+        cluster=incident["ecs_cluster"], services=[incident["ecs_service"]]
+    )["services"][0]
+    assert svc["desiredCount"] == 6  # 4 + 2
+    dep = client.AppsV1Api(k8s_api()).read_namespaced_deployment(
+        "auth-service", incident["k8s_namespace"]
+    )
+    assert dep.spec.replicas == 5  # 3 + 2
+    assert len(chain(incident)["waiting"]) == 3
+
+
 def test_unreachable_database_is_a_finding_and_the_rest_continues(incident, evidence_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -187,3 +187,23 @@ def test_approved_termination_clears_the_chain(incident):
         assert rows[0] == 0  # the three waiters got their lock, committed and left
     finally:
         conns.close()
+
+
+def test_latency_chart_has_threshold_breach_shading_and_5xx_panel(incident):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from opslib.report.latency import latency_figure
+
+    inp = triage.inputs(load_balancer=incident["load_balancer"], region=incident["region"])
+    conns = triage.connect(inp)
+    pic = triage.latency_picture(inp, triage.fetch_metrics(inp, cloudwatch=conns.cloudwatch))
+    fig = latency_figure(pic)
+    top, bottom = fig.axes
+    assert any(
+        line.get_ydata()[0] == inp.threshold_ms for line in top.get_lines()
+    )  # threshold line
+    assert top.collections, "breach periods are shaded"
+    assert bottom.get_ylabel() == "5xx %" and len(bottom.patches) == len(pic.frame)
+    empty = triage.latency_picture(triage.inputs(), triage.Metrics(None))
+    assert empty.skipped and latency_figure(empty) is None
