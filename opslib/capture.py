@@ -392,6 +392,7 @@ def capture_now(
         notebook_path=str(path),
         git=bundle_mod.git_commit(path),
         attachments_dir=run_dir() / "attachments",
+        redactor=_redactor(),
         extra={
             "mode": "interactive",
             "exit_code": {"succeeded": 0, "refused": 2}.get(status, 1),
@@ -401,6 +402,13 @@ def capture_now(
         },
     )
     return written
+
+
+def _redactor():
+    """This kernel's secrets: its environment and values registered at run time (register_secret)."""
+    from opslib.evidence import redact
+
+    return redact.Redactor([os.environ], extra_values=getattr(redact, "_REGISTERED", ()))
 
 
 class CapturePanel:

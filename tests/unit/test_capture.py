@@ -216,3 +216,14 @@ def test_captured_bundle_is_redacted(tmp_path, monkeypatch):
             assert secret not in f.read_text(errors="replace"), f
     assert "[REDACTED]" in json.dumps(bundle.record["results"])
     assert verify(bundle.location).ok
+
+
+def test_secrets_registered_at_run_time_are_redacted(tmp_path):
+    from opslib.evidence.redact import register_secret
+
+    fetched = register_secret("fetched-db-password-9876543210")
+    leak = {"output_type": "stream", "name": "stdout", "text": f"rotated to {fetched}\n"}
+    capture.capture_now(tmp_path / "ev", notebook_path=_notebook(tmp_path, [[leak]]), save=False)
+    for f in (tmp_path / "ev").rglob("*"):
+        if f.is_file():
+            assert fetched not in f.read_text(errors="replace"), f
