@@ -986,6 +986,12 @@ def plan_redrive(
             "queues. Such messages are listed as possible duplicates by id."
         )
     dests = [target.destination] if target.destination is not None else list(target.sources)
+    if target.destination is None and len(target.sources) > 1:
+        warnings.append(
+            f"{target.dlq.name} serves {len(target.sources)} source queues: each message goes back "
+            "to the queue named by its DeadLetterQueueSourceArn; a message without it stays in the "
+            "DLQ and is counted as failed (give destination to send them all to one queue)."
+        )
     for d in dests:
         if d.dead_letter_target_arn == target.dlq.arn:
             warnings.append(
