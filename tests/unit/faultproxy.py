@@ -7,6 +7,7 @@ code under test is not patched. Faults, per operation (the JSON protocol's X-Amz
   the forwarded request and reported back in ``Failed`` (SenderFault false, InternalError), as
   SQS does for a partial batch failure;
 - ``throttle_every``: every k-th call is answered 400 ThrottlingException without forwarding;
+- ``record``: operations whose JSON requests are kept in ``requests`` (to check what was sent);
 - ``delay``: seconds to wait before forwarding an operation (a slow endpoint);
 - ``ambiguous_every``: every k-th SendMessageBatch is forwarded (so it IS applied) and then
   answered 500, the case where the caller cannot know whether the send happened.
@@ -44,6 +45,7 @@ class FaultProxy:
         move_tasks: bool = False,
         serialize: bool = True,
         delay: dict[str, float] | None = None,
+        record: tuple[str, ...] = (),
     ) -> None:
         u = urlparse(upstream)
         self.upstream = (u.hostname or "127.0.0.1", u.port or 80)
@@ -53,6 +55,8 @@ class FaultProxy:
         self.counts: Counter[str] = Counter()
         self.move_tasks = move_tasks
         self.delay = dict(delay or {})
+        self.record = set(record)
+        self.requests: list[tuple[str, dict]] = []  # (operation, JSON request) for ops in record
         # moto 5.2.5's SQS backend has no lock around receive/delete (read-modify-write of the
         # queue's message list), so concurrent calls can deliver one message twice or resurrect
         # a deleted one; real SQS does not. Serializing upstream calls gives SQS's semantics.
@@ -174,6 +178,9 @@ class FaultProxy:
             body = json.dumps(req).encode()
             headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
             headers["Content-Length"] = str(len(body))
+        if op in self.record:
+            with self._lock:
+                self.requests.append((op, json.loads(body or b"{}")))
         if self.delay.get(op):
             time.sleep(self.delay[op])
         status, rheaders, rbody = self._forward(h.command, h.path, headers, body)

@@ -553,3 +553,40 @@ def test_plan_warns_when_the_destination_has_its_own_failing_dlq(sqs):
     name = other_dlq.rsplit("/", 1)[-1]
     assert any(f"own DLQ {name} already holds 3 message(s)" in w for w in plan.warnings)
     assert plan.changes[0].target.endswith(dest.rsplit("/", 1)[-1])
+
+
+def test_trace_header_and_attributes_go_on_the_wire(sqs, sandbox, tmp_path):
+    """AWSTraceHeader survives the copy. moto drops system attributes on SendMessageBatch (its
+    batch path ignores them), so the check is on the wire: what the mover sent."""
+    dlq, src = make_pair(sqs, 0)
+    traces = {}
+    for i in range(12):
+        trace = f"Root=1-5759e988-bd862e3fe1be46a99427{i:04d};Sampled=1"
+        mid = sqs.send_message(
+            QueueUrl=dlq,
+            MessageBody=body(i),
+            MessageAttributes=attrs(i),
+            MessageSystemAttributes={
+                "AWSTraceHeader": {"DataType": "String", "StringValue": trace}
+            },
+        )["MessageId"]
+        traces[body(i)] = trace
+    with FaultProxy(sandbox.aws_endpoint, record=("SendMessageBatch",)) as proxy:
+        r = move_messages(
+            dlq,
+            src,
+            sqs=_proxy_client(proxy.url),
+            concurrency=1,
+            journal_path=tmp_path / "j.jsonl",
+            show_progress=False,
+        )
+    assert r.moved == 12 and mid
+    entries = [e for op, req in proxy.requests for e in req["Entries"]]
+    assert len(entries) == 12
+    for e in entries:
+        assert (
+            e["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"]
+            == traces[e["MessageBody"]]
+        )
+        i = json.loads(e["MessageBody"])["id"]
+        assert e["MessageAttributes"]["tenant"] == attrs(i)["tenant"]
