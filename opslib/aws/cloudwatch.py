@@ -200,24 +200,40 @@ def _fetch(cloudwatch, batch: Sequence[MetricQuery], stats: Mapping[str, str], s
         kwargs["NextToken"] = token
 
 
+class _ProbeRejected(Exception):
+    """Raised inside the probe's retry hook: an error answer to the probe is final, not retried."""
+
+
 def _probe_rejects(cloudwatch, query: MetricQuery, start: _dt.datetime, end: _dt.datetime) -> bool:
     """Ask for ONE datapoint of one percentile over the whole window: does the endpoint take them?
 
-    Cheaper than failing the whole batch, which an endpoint may compute (and the client retry)
-    several times before it answers with an error. Any error here counts as a rejection; if
-    the cause was something else (access denied, unreachable), the real call raises it.
+    Cheaper than failing the whole batch, which an endpoint may compute several times (the
+    client retries server errors with backoff) before it answers with an error. For the probe
+    only, a hook on the client's own ``needs-retry`` event makes an error answer final, so a
+    rejecting endpoint costs one round trip. Any error answer counts as a rejection; if the
+    cause was something else (access denied), the real call raises it.
     """
     import botocore.exceptions
 
     seconds = max(int((end - start).total_seconds()), 60)
     period = -(-seconds // 60) * 60  # whole window in one period (a multiple of 60 s)
     q = replace(query, period=period).to_api()
+
+    def no_retry_on_error(response=None, **_):
+        if response is not None and response[0].status_code >= 400:
+            raise _ProbeRejected(response[0].status_code)
+
+    event = "needs-retry.cloudwatch.GetMetricData"
+    uid = f"opslib-percentile-probe-{id(q)}"
+    cloudwatch.meta.events.register_first(event, no_retry_on_error, unique_id=uid)
     try:
         cloudwatch.get_metric_data(
             MetricDataQueries=[q], StartTime=start, EndTime=end, ScanBy="TimestampAscending"
         )
-    except botocore.exceptions.ClientError:
+    except (_ProbeRejected, botocore.exceptions.ClientError):
         return True
+    finally:
+        cloudwatch.meta.events.unregister(event, unique_id=uid)
     return False
 
 

@@ -128,7 +128,13 @@ def test_percentile_falls_back_to_maximum_and_says_so(cw, ns, tag):
         MetricQuery("p99", ns, "TargetResponseTime", {"LoadBalancer": f"app/{tag}/1"}, "p99"),
         MetricQuery("avg", ns, "TargetResponseTime", {"LoadBalancer": f"app/{tag}/1"}),
     ]
+    sends: list[int] = []
+    cw.meta.events.register("before-send.cloudwatch.GetMetricData", lambda **kw: sends.append(1))
+    cwm._PERCENTILE_REJECTED.clear()  # forget what earlier tests learnt about this endpoint
+    cwm._PERCENTILE_OK.clear()
     s = get_metrics(q, cloudwatch=cw, start=minutes_ago(10), end=dt.datetime.now(dt.UTC))
+    # one probe, answered with an error and not retried, then the real call: two HTTP requests
+    assert len(sends) == 2 and s.calls == 2
     # the local server rejects percentile statistics: Maximum (an upper bound) instead, said plainly
     assert s.fallbacks == ("p99",)
     assert s.stats == {"p99": "Maximum", "avg": "Average"}
