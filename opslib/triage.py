@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -755,8 +755,38 @@ def verdict(*parts: Any) -> Verdict:
 # --- 6. remediation --------------------------------------------------------------------------
 
 
-def plan_remediation(inp: TriageInputs, *, db: DatabaseCheck, services: ServiceCheck) -> Plan:
-    """One plan: terminate root blockers (if asked) and scale ECS / the deployments (if asked)."""
+def blocker_selection(
+    inp: TriageInputs, db: DatabaseCheck
+) -> tuple[list[tuple[str, int]], list[int]]:
+    """Options and preselection of the "root blockers to terminate" choice in the runbook.
+
+    Options: the root blockers that may be terminated, labelled with pid, user, application and
+    how many sessions wait on them. Preselected from the parameters exactly as a headless plan
+    would pick them: the first ``max_terminations`` when ``terminate_blocking``, else none.
+    """
+    from opslib.pg import activity as act
+
+    options = act.root_options(db.activity) if db.activity is not None else []
+    chosen = (
+        [pid for _label, pid in options][: inp.max_terminations] if inp.terminate_blocking else []
+    )
+    return options, chosen
+
+
+def plan_remediation(
+    inp: TriageInputs,
+    *,
+    db: DatabaseCheck,
+    services: ServiceCheck,
+    only_pids: Sequence[int] | None = None,
+) -> Plan:
+    """One plan: terminate root blockers (if asked) and scale ECS / the deployments (if asked).
+
+    ``only_pids`` is the final choice of root blockers (see :func:`blocker_selection`): those
+    are planned (within ``max_terminations``) even when ``terminate_blocking`` is False, since
+    the engineer picked them; roots left out are named in the plan's warnings. None keeps the
+    parameters' behaviour (the first ``max_terminations`` roots when ``terminate_blocking``).
+    """
     from opslib.aws import ecs as ecs_mod
     from opslib.k8s import workloads
     from opslib.pg import activity as act
@@ -767,9 +797,16 @@ def plan_remediation(inp: TriageInputs, *, db: DatabaseCheck, services: ServiceC
         "max_terminations": inp.max_terminations,
         "scale_out_by": inp.scale_out_by,
     }
+    if only_pids and db.activity is None:
+        raise BadInputError(
+            f"root blockers {list(only_pids)} were chosen but there is no PostgreSQL snapshot "
+            "(no pg_dsn, or it failed): give pg_dsn and re-run the database step."
+        )
     if db.activity is not None:
-        if inp.terminate_blocking:
-            p = act.plan_terminate(db.activity, max_terminations=inp.max_terminations)
+        if inp.terminate_blocking or only_pids:
+            p = act.plan_terminate(
+                db.activity, max_terminations=inp.max_terminations, only_pids=only_pids
+            )
             changes += p.changes
             warnings += p.warnings
         elif db.activity.root_blockers:

@@ -17,7 +17,7 @@ worker) and performed by the executor from :func:`terminator` through ``opslib.s
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from opslib.errors import BadInputError
@@ -552,18 +552,57 @@ def _terminable(s: PgSession | None) -> str:
     return ""
 
 
-def plan_terminate(activity: Activity, *, max_terminations: int = 1) -> Plan:
+def root_options(activity: Activity) -> list[tuple[str, int]]:
+    """``(label, pid)`` of the root blockers that may be terminated, most blocking first.
+
+    The options of the "which root blockers to terminate" choice in the runbook: a label an
+    on-call engineer can decide on (pid, user, application, how many sessions wait on it).
+    Roots that must never be terminated are not offered; the plan still names them.
+    """
+    out: list[tuple[str, int]] = []
+    for n in activity.blocking:
+        if not n.root or _terminable(n.session):
+            continue
+        s = n.session
+        assert s is not None
+        app = s.application_name or "(no application_name)"
+        label = f"pid {n.pid} · {s.usename or '?'} · {app} · blocks {n.blocks_total}"
+        out.append((label, n.pid))
+    return out
+
+
+def plan_terminate(
+    activity: Activity,
+    *,
+    max_terminations: int = 1,
+    only_pids: Sequence[int] | None = None,
+) -> Plan:
     """Plan pg_terminate_backend for the root blockers only, at most ``max_terminations`` of them.
 
     Roots come ordered by how many sessions they hold up. Sessions that must never be
     terminated (this runbook's own, replication, autovacuum and other background workers) are
     left out with a warning, so the plan says why a visible blocker is not in it.
+
+    ``only_pids`` is the engineer's choice (the runbook's selection widget): only those roots
+    are planned, still within ``max_terminations``; the others are named in a warning. None
+    plans the first roots up to the limit. A chosen pid that is not a root blocker of this
+    snapshot is refused (BadInputError) before anything is planned.
     """
     if max_terminations < 0:
         raise BadInputError("max_terminations must be >= 0 (0 plans nothing).")
     changes: list[Change] = []
     warnings: list[str] = []
     candidates = [n for n in activity.blocking if n.root]
+    chosen = None if only_pids is None else {int(p) for p in only_pids}
+    if chosen is not None:
+        unknown = sorted(chosen - {n.pid for n in candidates})
+        if unknown:
+            roots = ", ".join(str(n.pid) for n in candidates) or "none"
+            raise BadInputError(
+                f"pid(s) {', '.join(map(str, unknown))} are not root blockers in this snapshot "
+                f"(root blockers: {roots}); choose among them, or re-run the database step to "
+                "take a fresh snapshot."
+            )
     for n in candidates:
         why = _terminable(n.session)
         if why:
@@ -577,6 +616,11 @@ def plan_terminate(activity: Activity, *, max_terminations: int = 1) -> Plan:
             warnings.append(
                 f"pid {n.pid} blocks {n.blocks_total} session(s) but is beyond max_terminations="
                 f"{max_terminations}"
+            )
+            continue
+        if chosen is not None and n.pid not in chosen:
+            warnings.append(
+                f"pid {n.pid} blocks {n.blocks_total} session(s) but was not chosen for termination"
             )
             continue
         if s.superuser:

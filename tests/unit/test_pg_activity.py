@@ -25,9 +25,18 @@ pytestmark = pytest.mark.timeout(120)
 class Chain:
     """A holder with a row lock and ``n`` waiters on the same row, in their own connections."""
 
-    def __init__(self, conninfo: str, table: str, *, n: int = 2, holder_app: str = "test-holder"):
+    def __init__(
+        self,
+        conninfo: str,
+        table: str,
+        *,
+        n: int = 2,
+        holder_app: str = "test-holder",
+        row: int = 1,
+    ):
+        self.row = row
         self.holder = psycopg.connect(conninfo, application_name=holder_app, autocommit=False)
-        self.holder.execute(f"UPDATE {table} SET v = v + 1 WHERE id = 1")
+        self.holder.execute(f"UPDATE {table} SET v = v + 1 WHERE id = %s", (row,))
         self.done: list[int] = []
         self.waiter_pids: list[int] = []
         self.threads = []
@@ -40,7 +49,7 @@ class Chain:
 
     def _wait(self, c, table):
         try:
-            c.execute(f"UPDATE {table} SET v = v - 1 WHERE id = 1")
+            c.execute(f"UPDATE {table} SET v = v - 1 WHERE id = %s", (self.row,))
             self.done.append(c.info.backend_pid)
         except psycopg.Error:
             pass
@@ -190,6 +199,50 @@ def test_plan_terminate_targets_root_blockers_within_the_limit(pg):
         act.plan_terminate(snap, max_terminations=-1)
 
 
+def test_plan_terminate_plans_only_the_chosen_roots_within_the_limit(pg):
+    conn, make = pg
+    small = make(n=1, row=1, holder_app="billing-batch")
+    big = make(n=2, row=2, holder_app="ledger-batch")
+    snap = act.snapshot(conn=conn)
+    assert snap.root_blockers == (big.holder_pid, small.holder_pid)  # most blocking first
+    options = act.root_options(snap)
+    assert [pid for _label, pid in options] == [big.holder_pid, small.holder_pid]
+    label = dict((pid, label) for label, pid in options)[big.holder_pid]
+    assert f"pid {big.holder_pid}" in label and "ledger-batch" in label and "blocks 2" in label
+
+    # None: today's behaviour (the first root up to the limit)
+    default = act.plan_terminate(snap, max_terminations=1)
+    assert [c.params["pid"] for c in default.changes] == [big.holder_pid]
+    # the same choice a headless run preselects gives the same plan, warnings included
+    same = act.plan_terminate(snap, max_terminations=1, only_pids=[big.holder_pid])
+    assert same.changes == default.changes and same.warnings == default.warnings
+    assert same.digest() == default.digest()
+
+    # the engineer picks the smaller root: only that one, the other is named as not chosen
+    picked = act.plan_terminate(snap, max_terminations=1, only_pids=[small.holder_pid])
+    assert [c.params["pid"] for c in picked.changes] == [small.holder_pid]
+    assert any(f"pid {big.holder_pid}" in w and "not chosen" in w for w in picked.warnings)
+    # both chosen: still at most max_terminations
+    both = act.plan_terminate(
+        snap, max_terminations=1, only_pids=[small.holder_pid, big.holder_pid]
+    )
+    assert [c.params["pid"] for c in both.changes] == [big.holder_pid]
+    assert any("beyond max_terminations=1" in w for w in both.warnings)
+    assert (
+        len(
+            act.plan_terminate(
+                snap, max_terminations=2, only_pids=[small.holder_pid, big.holder_pid]
+            ).changes
+        )
+        == 2
+    )
+    # nothing chosen: nothing planned
+    assert act.plan_terminate(snap, max_terminations=5, only_pids=[]).changes == ()
+    # a waiter is not a root blocker: refused before anything is planned
+    with pytest.raises(BadInputError, match="not root blockers"):
+        act.plan_terminate(snap, max_terminations=5, only_pids=[big.waiter_pids[0]])
+
+
 def test_never_plans_the_runbooks_own_kind_of_session(pg):
     conn, make = pg
     ch = make(n=1, holder_app="opslib/other-run")
@@ -198,6 +251,7 @@ def test_never_plans_the_runbooks_own_kind_of_session(pg):
     plan = act.plan_terminate(snap, max_terminations=5)
     assert plan.changes == ()
     assert any("own session" in w for w in plan.warnings)
+    assert act.root_options(snap) == []  # never offered in the choice either
 
 
 def test_terminate_releases_the_waiters(pg):

@@ -163,6 +163,38 @@ def test_remediation_plan_respects_the_switches(incident):
         conns.close()
 
 
+def test_blocker_choice_preselects_like_the_parameters_and_the_plan_follows_it(incident):
+    inp, conns, m, lat, svc, db, cache, v = run_all(incident)
+    try:
+        root = db.blocking_pids[0]
+        options, pre = triage.blocker_selection(inp, db)
+        assert [pid for _label, pid in options] == [root] and pre == []
+        label = options[0][0]
+        assert f"pid {root}" in label and "ledger-batch" in label and "blocks 3" in label
+        # headless: the preselection gives exactly today's plan, with or without the switch
+        for over, expected in (
+            ({}, []),
+            ({"terminate_blocking": True}, [root]),
+            ({"terminate_blocking": True, "max_terminations": 0}, []),
+        ):
+            inp2 = triage.inputs(**{**incident, **over})
+            assert triage.blocker_selection(inp2, db)[1] == expected
+            today = triage.plan_remediation(inp2, db=db, services=svc)
+            chosen = triage.plan_remediation(inp2, db=db, services=svc, only_pids=expected)
+            assert chosen.digest() == today.digest() and chosen.warnings == today.warnings
+        # the engineer ticks the root although terminate_blocking=False: it is planned
+        ticked = triage.plan_remediation(inp, db=db, services=svc, only_pids=[root])
+        assert [c.params["pid"] for c in ticked.changes] == [root]
+        # unticked although terminate_blocking=True: nothing is terminated, and the plan says so
+        inp3 = triage.inputs(**{**incident, "terminate_blocking": True})
+        unticked = triage.plan_remediation(inp3, db=db, services=svc, only_pids=[])
+        assert unticked.changes == () and any("not chosen" in w for w in unticked.warnings)
+        with pytest.raises(BadInputError, match="not root blockers"):
+            triage.plan_remediation(inp3, db=db, services=svc, only_pids=[root + 100000])
+    finally:
+        conns.close()
+
+
 def test_approved_termination_clears_the_chain(incident):
     params = {**incident, "terminate_blocking": True}
     inp, conns, m, lat, svc, db, cache, v = run_all(params)
