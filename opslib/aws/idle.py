@@ -684,15 +684,62 @@ def parse_cleanup(cleanup: str) -> list[str]:
     return kinds
 
 
-def plan_cleanup(report: IdleReport, kinds: Sequence[str], *, max_changes: int = 20) -> Plan:
+def cleanup_selection(
+    report: IdleReport, kinds: Sequence[str]
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """Options and preselection of the "resources to clean up" choice in the runbook.
+
+    Options: every resource of the report this runbook can clean up (:data:`CLEANABLE` kinds),
+    most expensive first, labelled with id, kind, region and monthly cost. Preselected: those of
+    ``kinds`` (the ``cleanup`` parameter), i.e. exactly what a headless plan cleans; more than
+    ``max_cleanup`` of them is still refused by :func:`plan_cleanup`, so the engineer narrows
+    the selection (or raises the limit) deliberately rather than getting a silent cut.
+    """
+    cur = report.prices.currency
+    options = [
+        (
+            f"{r.resource_id} · {r.kind} · {r.region} · ~{r.monthly_cost:,.2f} {cur}/month",
+            r.resource_id,
+        )
+        for r in report.resources
+        if r.kind in CLEANABLE
+    ]
+    chosen = [r.resource_id for r in report.resources if r.kind in CLEANABLE and r.kind in kinds]
+    return options, chosen
+
+
+def plan_cleanup(
+    report: IdleReport,
+    kinds: Sequence[str],
+    *,
+    max_changes: int = 20,
+    only_ids: Sequence[str] | None = None,
+) -> Plan:
     """A read-only plan: release the unassociated EIPs / snapshot+delete the unattached volumes listed.
 
-    Only resources in ``report.resources`` (above the minimum savings) and of ``kinds``.
-    Refuses (BadInputError) when the plan would exceed ``max_changes`` (blast radius).
+    Only resources in ``report.resources`` (above the minimum savings) and of ``kinds``; with
+    ``only_ids`` (the engineer's final choice, see :func:`cleanup_selection`) exactly those
+    resources instead, whatever their cleanable kind, because the engineer ticked them. An id
+    that is not a cleanable resource of the report is refused (BadInputError). Refuses
+    (BadInputError) when the plan would exceed ``max_changes`` (blast radius).
     """
+    wanted: set[str] | None = None
+    if only_ids is not None:
+        cleanable = {r.resource_id for r in report.resources if r.kind in CLEANABLE}
+        unknown = [i for i in only_ids if i not in cleanable]
+        if unknown:
+            raise BadInputError(
+                f"{', '.join(unknown)}: not a cleanable idle resource of this scan (cleanable: "
+                f"{', '.join(sorted(cleanable)) or 'none'}); choose among the scanned resources, "
+                "or re-run the idle scan."
+            )
+        wanted = set(only_ids)
+        kinds = list(kinds) + sorted(
+            {r.kind for r in report.resources if r.resource_id in wanted} - set(kinds)
+        )
     changes: list[Change] = []
     for r in report.resources:
-        if r.kind not in kinds:
+        if (r.kind not in kinds) if wanted is None else (r.resource_id not in wanted):
             continue
         if r.kind == "eip-unassociated":
             changes.append(

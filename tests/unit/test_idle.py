@@ -246,6 +246,48 @@ def test_dry_run_changes_nothing_and_approved_cleanup_does(world):
     assert all(s["State"] == "completed" for s in snaps)
 
 
+def test_cleanup_choice_preselects_the_named_kinds_and_the_plan_follows_it(world):
+    report = idle.scan_idle(
+        [REGION], session=world["session"], kinds=("ebs-unattached", "eip-unassociated")
+    )
+    mine = {world["eip"], *world["volumes"]}
+    report = idle.IdleReport(
+        tuple(r for r in report.resources if r.resource_id in mine),
+        (),
+        (),
+        report.regions,
+        report.prices,
+    )
+    options, pre = idle.cleanup_selection(report, ["eip-unassociated"])
+    assert {v for _label, v in options} == mine  # every cleanable resource is offered
+    assert pre == [world["eip"]]  # preselected: the kinds named in `cleanup`
+    label = dict((v, label) for label, v in options)[world["volumes"][0]]
+    assert "ebs-unattached" in label and REGION in label and "/month" in label
+    assert idle.cleanup_selection(report, [])[1] == []
+
+    # headless: the preselection gives exactly today's plan
+    for kinds in ([], ["eip-unassociated"], ["eip-unassociated", "ebs-unattached"]):
+        _opts, chosen = idle.cleanup_selection(report, kinds)
+        today = idle.plan_cleanup(report, kinds)
+        assert idle.plan_cleanup(report, kinds, only_ids=chosen).digest() == today.digest()
+    # the engineer unticks one volume: only the rest is planned
+    keep = [world["eip"], world["volumes"][1]]
+    plan = idle.plan_cleanup(report, ["eip-unassociated", "ebs-unattached"], only_ids=keep)
+    assert sorted(c.params.get("allocation_id") or c.params["volume_id"] for c in plan.changes) == (
+        sorted(keep)
+    )
+    # ... or ticks a volume although `cleanup` named only EIPs: it is planned, and the kinds say so
+    plan = idle.plan_cleanup(report, ["eip-unassociated"], only_ids=[world["volumes"][0]])
+    assert [c.params["volume_id"] for c in plan.changes] == [world["volumes"][0]]
+    assert plan.limits["kinds"] == "eip-unassociated,ebs-unattached"
+    # the blast-radius limit still applies to the choice
+    with pytest.raises(BadInputError, match="max_cleanup"):
+        idle.plan_cleanup(report, [], max_changes=2, only_ids=sorted(mine))
+    # an id that is not a cleanable resource of the scan is refused before anything is planned
+    with pytest.raises(BadInputError, match="not a cleanable idle resource"):
+        idle.plan_cleanup(report, [], only_ids=["vol-00000000000000000"])
+
+
 def test_cleanup_leaves_a_volume_attached_since_the_plan(world):
     ec2 = world["ec2"]
     report = idle.scan_idle([REGION], session=world["session"], kinds=("ebs-unattached",))
