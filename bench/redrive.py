@@ -50,8 +50,18 @@ def install_fauxqs() -> None:
         sys.exit("npm not found: install Node.js 20 (node + npm) to run this benchmark.")
     print(f"installing fauxqs@{FAUXQS_VERSION} into {BENCH_DIR} ...", flush=True)
     subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(BENCH_DIR), f"fauxqs@{FAUXQS_VERSION}"],
-        check=True, timeout=600, stdout=subprocess.DEVNULL,
+        [
+            npm,
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            str(BENCH_DIR),
+            f"fauxqs@{FAUXQS_VERSION}",
+        ],
+        check=True,
+        timeout=600,
+        stdout=subprocess.DEVNULL,
     )
 
 
@@ -65,8 +75,11 @@ def start_fauxqs() -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = dict(os.environ, FAUXQS_PORT=str(port), FAUXQS_HOST="127.0.0.1", FAUXQS_LOGGER="false")
     proc = subprocess.Popen(
-        ["node", str(FAUXQS_CLI)], cwd=BENCH_DIR, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        ["node", str(FAUXQS_CLI)],
+        cwd=BENCH_DIR,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -94,10 +107,14 @@ def bare_client():
 def make_pair(sqs, tag: str) -> tuple[str, str]:
     """A fresh DLQ and its source queue (redrive policy), empty; returns (dlq_url, source_url)."""
     dlq = sqs.create_queue(QueueName=f"bench-{tag}-dlq")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     src = sqs.create_queue(
         QueueName=f"bench-{tag}",
-        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})},
+        Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 3})
+        },
     )["QueueUrl"]
     return dlq, src
 
@@ -109,8 +126,13 @@ def fill(sqs, url: str, n: int) -> None:
         entries = [
             {
                 "Id": str(j),
-                "MessageBody": json.dumps({"order_id": f"ord-{start + j:06d}", "amount": (start + j) % 977,
-                                           "error": {"type": "Timeout"}}),
+                "MessageBody": json.dumps(
+                    {
+                        "order_id": f"ord-{start + j:06d}",
+                        "amount": (start + j) % 977,
+                        "error": {"type": "Timeout"},
+                    }
+                ),
                 "MessageAttributes": {
                     "tenant": {"DataType": "String", "StringValue": f"t-{(start + j) % 7}"},
                     "attempt": {"DataType": "Number", "StringValue": "3"},
@@ -155,18 +177,33 @@ def run_floor(sqs, dlq_url: str, main_url: str) -> float:
     t0 = time.perf_counter()
     last = t0
     while True:
-        resp = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                   MessageAttributeNames=["All"])
+        resp = sqs.receive_message(
+            QueueUrl=dlq_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            MessageAttributeNames=["All"],
+        )
         msgs = resp.get("Messages")
         if not msgs:
             break
-        entries = [{"Id": str(i), "MessageBody": m["Body"], "MessageAttributes": m.get("MessageAttributes", {})}
-                   for i, m in enumerate(msgs)]
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": m["Body"],
+                "MessageAttributes": m.get("MessageAttributes", {}),
+            }
+            for i, m in enumerate(msgs)
+        ]
         sent = sqs.send_message_batch(QueueUrl=main_url, Entries=entries)
         ok = {s["Id"] for s in sent.get("Successful", [])}
-        sqs.delete_message_batch(QueueUrl=dlq_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs) if str(i) in ok
-        ])
+        sqs.delete_message_batch(
+            QueueUrl=dlq_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                for i, m in enumerate(msgs)
+                if str(i) in ok
+            ],
+        )
         last = time.perf_counter()
     return last - t0
 
@@ -175,8 +212,14 @@ def run_opslib(sqs, dlq_url: str, main_url: str, concurrency: int, journal: Path
     from opslib.aws.sqs_move import move_messages
 
     t0 = time.perf_counter()
-    result = move_messages(dlq_url, main_url, sqs=sqs, concurrency=concurrency,
-                           journal_path=journal, show_progress=False)
+    result = move_messages(
+        dlq_url,
+        main_url,
+        sqs=sqs,
+        concurrency=concurrency,
+        journal_path=journal,
+        show_progress=False,
+    )
     elapsed = time.perf_counter() - t0
     if result.failed or result.errors or result.possible_duplicates:
         raise RuntimeError(f"opslib move reported problems: {result}")
@@ -192,21 +235,30 @@ def main() -> int:
     args = ap.parse_args()
     install_fauxqs()
     proc, endpoint = start_fauxqs()
-    os.environ.update({
-        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-    })
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+    )
     os.environ.pop("AWS_PROFILE", None)
     try:
+        from opslib.aws.sqs import MOVER_CLIENT_CONFIG
         from opslib.clients import aws_client
 
         seed_sqs = bare_client()
-        ops_sqs = aws_client("sqs", max_pool_connections=max(10, args.concurrency + 2))
+        ops_sqs = aws_client("sqs", **MOVER_CLIENT_CONFIG)  # the client the notebook uses
         journal = BENCH_DIR / "redrive-journal.jsonl"
         n = args.messages
         rates: dict[str, list[float]] = {"opslib": [], "seed": [], "floor": []}
-        print(f"fauxqs {FAUXQS_VERSION} at {endpoint}; {n:,} messages with 3 attributes each; "
-              f"{args.rounds} round(s); opslib concurrency {args.concurrency}", flush=True)
+        print(
+            f"fauxqs {FAUXQS_VERSION} at {endpoint}; {n:,} messages with 3 attributes each; "
+            f"{args.rounds} round(s); opslib concurrency {args.concurrency}",
+            flush=True,
+        )
         for r in range(args.rounds):
             for name in ("opslib", "seed", "floor"):
                 dlq, src = make_pair(seed_sqs, f"{name}-{r}")
@@ -223,19 +275,30 @@ def main() -> int:
                 if moved != n or left != 0:
                     raise SystemExit(f"{name}: moved {moved} of {n}, {left} left in the DLQ")
                 rates[name].append(n / secs)
-                print(f"round {r + 1} {name:>6}: {n:,} msgs in {secs:6.2f} s = {n / secs:8.0f} msg/s", flush=True)
+                print(
+                    f"round {r + 1} {name:>6}: {n:,} msgs in {secs:6.2f} s = {n / secs:8.0f} msg/s",
+                    flush=True,
+                )
                 seed_sqs.delete_queue(QueueUrl=dlq)
                 seed_sqs.delete_queue(QueueUrl=src)
         med = {k: statistics.median(v) for k, v in rates.items()}
-        print()
+        per_round = ", ".join(
+            f"{o / sd:.1f}x" for o, sd in zip(rates["opslib"], rates["seed"], strict=True)
+        )
+        print(f"\nopslib / seed per round: {per_round}")
         print(f"opslib move      : {med['opslib']:8.0f} msg/s (median of {args.rounds})")
         print(f"seed loop        : {med['seed']:8.0f} msg/s  (baseline)")
         print(f"sequential floor : {med['floor']:8.0f} msg/s")
-        print(f"opslib / seed    : {med['opslib'] / med['seed']:6.1f}x  (required >= {REQUIRED_RATIO:.0f}x, goal 10x)")
+        print(
+            f"opslib / seed    : {med['opslib'] / med['seed']:6.1f}x  (required >= {REQUIRED_RATIO:.0f}x, goal 10x)"
+        )
         print(f"opslib / floor   : {med['opslib'] / med['floor']:6.2f}x")
         print(f"floor / seed     : {med['floor'] / med['seed']:6.1f}x")
         ok = med["opslib"] / med["seed"] >= REQUIRED_RATIO
-        print("PASS" if ok else "FAIL", f": opslib is {med['opslib'] / med['seed']:.1f}x the seed loop")
+        print(
+            "PASS" if ok else "FAIL",
+            f": opslib is {med['opslib'] / med['seed']:.1f}x the seed loop",
+        )
         return 0 if ok else 1
     finally:
         proc.terminate()

@@ -33,6 +33,17 @@ STILL_FAILING_SECONDS = 300
 #: Share of the retention period after which the oldest message is about to expire.
 RETENTION_ALERT_SHARE = 0.75
 
+#: Client settings for a redrive (pass to ``clients.aws_client("sqs", **MOVER_CLIENT_CONFIG)``):
+#: a move is thousands of small calls, so client-side parameter validation (the server validates
+#: anyway) and the adaptive retry mode's client-side rate limiter cost ~20% of the throughput;
+#: the mover does its own backoff and counts throttling, and ``rate_limit_per_second`` is the
+#: way to be gentle with a shared queue. The pool is sized for the largest ``concurrency``.
+MOVER_CLIENT_CONFIG: dict[str, Any] = {
+    "parameter_validation": False,
+    "retries": {"mode": "standard", "max_attempts": 5},
+    "max_pool_connections": 34,
+}
+
 STRATEGIES = ("auto", "copy", "native")
 COPY_ACTION = "sqs:ReceiveMessage+SendMessageBatch+DeleteMessageBatch"
 NATIVE_ACTION = "sqs:StartMessageMoveTask"
