@@ -18,7 +18,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opslib.errors import BadInputError, NotFoundError, PreflightError
@@ -665,6 +665,61 @@ def redact_body(body: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _jp_field(name: str) -> str:
+    """A JMESPath identifier for a body key (quoted unless it is a bare identifier)."""
+    return name if _IDENT.match(name) else json.dumps(name)
+
+
+def _jp_literal(value: Any) -> str:
+    """A JMESPath literal: a raw string ('...') when plain, else JSON in backticks (escaped)."""
+    if isinstance(value, str) and not re.search(r"['\\]", value):
+        return f"'{value}'"
+    return "`" + json.dumps(value, separators=(",", ":")).replace("`", "\\`") + "`"
+
+
+def error_selector(body: str) -> str:
+    """A JMESPath predicate that selects the messages with this body's error kind, or "".
+
+    Why: the redrive widget lets the engineer pick error kinds from the sample, and the move
+    filters on bodies only; this is the filter, built from the raw (unredacted, untruncated)
+    body, following exactly the field :func:`error_shape` reports. For a JSON object without an
+    error field it selects the same set of keys; non-JSON bodies have no selector.
+    """
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    for key in _ERROR_KEYS:
+        if key in doc and doc[key] not in (None, ""):
+            v, path = doc[key], _jp_field(key)
+            if isinstance(v, dict):
+                sub = next((k for k in ("type", "code", "name", "message") if v.get(k)), None)
+                if sub is None:
+                    return f"join(',', sort(keys({path}))) == {_jp_literal(','.join(sorted(v)))}"
+                path, v = f"{path}.{sub}", v[sub]
+            if isinstance(v, str):
+                return f"{path} == {_jp_literal(v)}"
+            return f"to_string({path}) == {_jp_literal(json.dumps(v, separators=(',', ':')))}"
+    return f"sort(keys(@)) == {_jp_literal(sorted(doc))}"
+
+
+def _group_keys(body: str, group_id: str) -> tuple[str, ...]:
+    if not group_id:
+        return ()
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ()
+    if not isinstance(doc, dict):
+        return ()
+    return tuple(sorted(k for k, v in doc.items() if v == group_id))
+
+
 @dataclass(frozen=True)
 class SampledMessage:
     """One sampled DLQ message, as shown (body redacted and truncated)."""
@@ -681,6 +736,10 @@ class SampledMessage:
     attribute_names: tuple[str, ...]
     matches_filter: bool
     body: str
+    #: JMESPath predicate selecting this message's error kind (see :func:`error_selector`).
+    selector: str = ""
+    #: Top-level body keys whose value is the MessageGroupId (FIFO; for group selection).
+    group_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -852,6 +911,8 @@ def sample_messages(
                 attribute_names=tuple(sorted(m.get("MessageAttributes", {}))),
                 matches_filter=message_filter.matches(m["Body"]),
                 body=redact_body(m["Body"]),
+                selector=error_selector(m["Body"]),
+                group_keys=_group_keys(m["Body"], a.get("MessageGroupId", "")),
             )
         )
     return Sample(queue.name, size, tuple(out), message_filter.expression, tuple(errors))
@@ -937,6 +998,123 @@ def choose_strategy(
     return "copy", why
 
 
+@dataclass(frozen=True)
+class _Option:
+    key: str  # the value the widget returns: a group id (FIFO) or an error selector/shape
+    label: str
+    count: int
+    predicate: str  # the JMESPath selecting it ("" when none can: non-JSON bodies)
+
+
+def _options(target: RedriveTarget, sample: Sample | None) -> list[_Option]:
+    """The sample's message groups (FIFO) or error kinds (standard) among the filter's matches."""
+    fifo = target.dlq.fifo
+    found: dict[str, list[SampledMessage]] = {}
+    for m in sample.messages if sample is not None else ():
+        if m.matches_filter:
+            found.setdefault(m.group_id if fifo else (m.selector or m.shape), []).append(m)
+    total = len(sample.messages) if sample is not None else 0
+    names = {k: (k if fifo else (ms[0].error or ms[0].shape)) for k, ms in found.items()}
+    clash = {n for n in names.values() if list(names.values()).count(n) > 1}
+    out = []
+    for key, ms in found.items():
+        name = names[key] + (f" [{key}]" if names[key] in clash else "")
+        out.append(
+            _Option(
+                key,
+                f"{name} ({len(ms)} of {total} sampled)",
+                len(ms),
+                "" if fifo else ms[0].selector,
+            )
+        )
+    if fifo:
+        return sorted(out, key=lambda o: o.key)
+    return sorted(out, key=lambda o: (-o.count, o.label))
+
+
+def redrive_selection(
+    target: RedriveTarget, sample: Sample | None
+) -> tuple[list[tuple[str, str]], list[str], str]:
+    """(options, preselection, description) for the "what to redrive" widget.
+
+    FIFO DLQs: the sampled message groups; standard: the sampled error kinds (as
+    :meth:`Sample.shapes_frame` groups them). Only messages the ``filter_expression`` already
+    selects are offered, and all of them are preselected, so the parameters' choice (and a
+    headless run) is "everything the filter selects" and the plan is exactly today's. The
+    choice can narrow the filter, never widen it; pass it to :func:`plan_redrive` as ``only``.
+    """
+    opts = _options(target, sample)
+    what = "Message groups" if target.dlq.fifo else "Error kinds"
+    return [(o.label, o.key) for o in opts], [o.key for o in opts], f"{what} to redrive"
+
+
+def _narrow(
+    target: RedriveTarget, sample: Sample | None, only: Sequence[str]
+) -> tuple[RedriveTarget, Sample | None, list[_Option] | None]:
+    """Apply a widget choice: (target with the narrowed filter, sample re-marked, chosen options).
+
+    The move filters on message bodies only (:class:`MessageFilter`), so the choice becomes a
+    JMESPath filter ANDed with ``filter_expression``: for FIFO, ``contains([...groups], <key>)``
+    over the body field that carries the MessageGroupId (found in every sampled body); for
+    standard queues, the OR of the chosen error kinds' :func:`error_selector` predicates.
+    Returns the inputs unchanged (and None) when everything offered is chosen.
+    """
+    opts = _options(target, sample)
+    by_key = {o.key: o for o in opts}
+    wanted = set(only)
+    unknown = sorted(wanted - set(by_key))
+    if unknown:
+        raise BadInputError(
+            f"only: {', '.join(unknown)} not among the sampled choices "
+            f"({', '.join(by_key) or 'none'}); re-run the inspect and choice cells, then the plan."
+        )
+    if wanted == set(by_key):
+        return target, sample, None
+    chosen = [o for o in opts if o.key in wanted]
+    if not chosen:
+        return target, sample, []
+    user = target.message_filter
+    if user.kind == "regex":
+        raise BadInputError(
+            f"filter_expression {user.expression!r} is a re: filter, which the choice cannot "
+            "narrow: select everything in the widget, or write the whole filter in JMESPath."
+        )
+    assert sample is not None  # chosen is not empty, so the sample had messages
+    if target.dlq.fifo:
+        common = set.intersection(*(set(m.group_keys) for m in sample.messages))
+        if not common:
+            raise BadInputError(
+                f"{target.dlq.name}: the message bodies do not carry their MessageGroupId in a "
+                "field, and the move selects messages by body, so it cannot redrive only some "
+                "groups. Select all groups, or set filter_expression (JMESPath) to select them."
+            )
+        field_ = _jp_field(sorted(common)[0])
+        predicate = f"contains({_jp_literal([o.key for o in chosen])}, {field_})"
+    else:
+        blind = [o.label for o in chosen if not o.predicate]
+        if blind:
+            raise BadInputError(
+                f"{', '.join(blind)}: non-JSON messages can be redriven only with every kind "
+                "selected, or with filter_expression='re:<regex>'."
+            )
+        predicate = " || ".join(f"({o.predicate})" for o in chosen)
+        if len(chosen) == 1:
+            predicate = chosen[0].predicate
+    combined = f"({user.expression}) && ({predicate})" if user.expression else predicate
+    narrowed = replace(target, message_filter=parse_filter(combined))
+    keys = {o.key for o in chosen}
+    fifo = target.dlq.fifo
+    messages = tuple(
+        replace(
+            m,
+            matches_filter=m.matches_filter
+            and (m.group_id if fifo else (m.selector or m.shape)) in keys,
+        )
+        for m in sample.messages
+    )
+    return narrowed, replace(sample, messages=messages, filter_expression=combined), chosen
+
+
 def plan_redrive(
     target: RedriveTarget,
     *,
@@ -947,17 +1125,40 @@ def plan_redrive(
     rate_limit_per_second: float = 0,
     concurrency: int = 4,
     strategy: str = "auto",
+    only: Sequence[str] | None = None,
 ) -> Plan:
     """Read-only: how many messages would move, to where, by which strategy, and the warnings.
 
     The change's params hold every argument of the move, so the approval (bound to the plan
     hash) covers exactly this DLQ, destination, filter, count and limits.
+
+    ``only`` is the widget's choice from :func:`redrive_selection` (message groups for FIFO,
+    error kinds for standard queues). None, or everything offered, gives exactly the plan (and
+    hash) of the parameters alone; a narrower choice is ANDed into the plan's filter (see
+    :func:`_narrow`), so the approval covers it and the move honours it.
     """
+    picked: list[_Option] | None = None
+    if only is not None:
+        target, sample, picked = _narrow(target, sample, only)
     counts = queue_counts(target.dlq, sqs=sqs)
+    if picked == []:
+        return Plan(
+            title=f"Redrive {target.dlq.name} -> {target.destination_label}: nothing selected",
+            warnings=(
+                "Nothing was selected in the widget: select what to redrive and re-run the plan cell.",
+            ),
+            limits={"max_messages": max_messages or "all"},
+        )
     chosen, why = choose_strategy(target, sqs=sqs, strategy=strategy, max_messages=max_messages)
     available = counts.visible
     to_consider = min(available, max_messages) if max_messages else available
     warnings: list[str] = []
+    if picked:
+        warnings.append(
+            "Chosen in the widget: only "
+            + ", ".join(o.label.rsplit(" (", 1)[0] for o in picked)
+            + f" (filter {target.message_filter.expression!r}); the rest stay in the DLQ."
+        )
     filt = target.message_filter
     if filt.expression and sample is not None and sample.messages:
         share = sample.matched / len(sample.messages)
