@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,12 @@ def test_dry_run_moves_nothing(sqs, evidence_dir):
         and "PaymentGatewayTimeout" in nb
         and "ValidationError" in nb
     )
+    # headless, the choice is the preselection (every sampled error kind), printed as text
+    assert re.search(
+        r"Chosen Error kinds to redrive: .*PaymentGatewayTimeout \(\d+ of 20 sampled\).*"
+        r"ValidationError \(\d+ of 20 sampled\) \(2 of 2\)",
+        nb,
+    ), "the final choice is not in the evidence"
 
 
 def test_approved_run_moves_all_500_with_attributes(sqs, evidence_dir):
@@ -162,6 +169,9 @@ def test_fifo_group_order_preserved(sqs, evidence_dir):
         assert m["Attributes"]["MessageDeduplicationId"] == f"{b['account']}-{b['seq']:04d}"
         order.setdefault(b["account"], []).append(b["seq"])
     assert order == {g: list(range(scenario.PAYMENTS_PER_GROUP)) for g in scenario.PAYMENT_GROUPS}
+    nb = (Path(r.bundle) / "dlq-redrive.ipynb").read_text()
+    assert "Chosen Message groups to redrive: acct-1001 (" in nb
+    assert r.record["changes"][0]["data"]["move"]["skipped"] == 0  # every group chosen: no filter
 
 
 @pytest.mark.parametrize(
