@@ -204,18 +204,6 @@ def last_execution_count(page) -> int:
     return max(int(c) for c in counts) if counts else 0
 
 
-def add_cell_at_end(page, source: str) -> None:
-    """Type a new last cell, as an engineer adds the capture call (not run yet)."""
-    last = page.locator(f"{NB} .jp-Cell").last
-    last.scroll_into_view_if_needed()
-    last.locator(".jp-InputPrompt").click()  # select the cell (command mode)
-    page.keyboard.press("Escape")
-    page.keyboard.press("b")
-    page.keyboard.press("Enter")
-    page.keyboard.type(source)
-    page.keyboard.press("Escape")
-
-
 def run_from(page, cell_index: int) -> None:
     """Select a cell and "Run Selected Cell and All Below", waiting (bounded) until done."""
     before = last_execution_count(page)
@@ -238,9 +226,10 @@ def run_from(page, cell_index: int) -> None:
 def test_dlq_redrive_approve_in_jupyterlab(lab, page):
     """The DLQ redrive runbook, interactively: nothing moves before the click, all of it after.
 
+    The redrive choice (error kinds, all preselected) is shown and printed before the plan.
     After the click the engineer re-runs the verification and record cells (the gate cell
-    returned at once), adds ``opslib.capture_evidence()`` as the last cell when the runbook does
-    not end with it, and clicks "Write evidence bundle".
+    returned at once; verify reads the click's result through ``interactive.applied(plan)``),
+    and clicks "Write evidence bundle" in the runbook's own last cell.
     """
     import nbformat
 
@@ -255,7 +244,7 @@ def test_dlq_redrive_approve_in_jupyterlab(lab, page):
     copy_runbook(src, lab.root, {**presets, "dry_run": False, "approved_by": ""})
     cells = nbformat.read(src, as_version=4).cells
     verify_index = next(i for i, c in enumerate(cells) if "verify_redrive" in c.source)
-    has_capture = any("capture_evidence" in c.source for c in cells)
+    assert cells[-1].source.strip() == "opslib.capture_evidence()", "not the last cell"
     sqs = aws_client("sqs")
     dlq, dest = "orders-dlq", "orders"
     before = _sqs_counts(sqs, dlq, dest)
@@ -266,6 +255,9 @@ def test_dlq_redrive_approve_in_jupyterlab(lab, page):
     page.shots("ran-all")
     assert _sqs_counts(sqs, dlq, dest) == before, "messages moved before the click"
     page.locator(NB, has_text="Waiting for approval").wait_for(timeout=10_000)
+    text = page.locator(NB).inner_text()
+    assert re.search(r"Chosen Error kinds to redrive: .*PaymentGatewayTimeout.*\(2 of 2\)", text)
+    assert "Write evidence bundle" in text  # the capture cell ran: a button, nothing written yet
 
     click_button(page, "Approve and apply")
     page.locator(NB, has_text=re.compile(r"Applied \d+ change\(s\)")).first.wait_for(
@@ -275,15 +267,24 @@ def test_dlq_redrive_approve_in_jupyterlab(lab, page):
     after = _sqs_counts(sqs, dlq, dest)
     assert after[dlq] == 0 and after[dest] == before[dest] + before[dlq], after
 
-    if not has_capture:
-        add_cell_at_end(page, "opslib.capture_evidence()")
-    run_from(page, verify_index)
+    run_from(page, verify_index)  # verify, record and the capture cell, after the click
     page.shots("verified")
+    page.locator(
+        NB, has_text=re.compile(r"moved 500, failed 0, skipped 0, remaining 0")
+    ).first.wait_for(timeout=10_000)
     bundle = capture(page, lab)
     page.shots("captured")
     record = check_bundle(bundle, "dlq-redrive")
     (change,) = record["changes"]  # recorded once, from the click
     assert change["data"]["move"]["moved"] == 500, change
+    results = record["results"]  # recorded by the re-run record cell from the click's result
+    assert (results["applied"], results["moved"], results["failed"], results["remaining"]) == (
+        True,
+        500,
+        0,
+        0,
+    ), results
+    assert results["plan_hash"] == record["approvals"][0]["plan_hash"]
     assert "redrive-journal.jsonl" in record["attachments"]
     check_html_charts(page, bundle, "dlq-redrive", minimum=1)
 
