@@ -208,14 +208,17 @@ def run_floor(sqs, dlq_url: str, main_url: str) -> float:
     return last - t0
 
 
-def run_opslib(sqs, dlq_url: str, main_url: str, concurrency: int, journal: Path) -> float:
-    from opslib.aws.sqs_move import move_messages
+def run_opslib(
+    sqs, dlq_url: str, main_url: str, concurrency: int, journal: Path, processes: bool
+) -> float:
+    from opslib.aws.sqs_move import move_messages, worker_client_factory
 
     t0 = time.perf_counter()
     result = move_messages(
         dlq_url,
         main_url,
         sqs=sqs,
+        sqs_factory=worker_client_factory() if processes else None,
         concurrency=concurrency,
         journal_path=journal,
         show_progress=False,
@@ -232,6 +235,11 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument(
+        "--threads-only",
+        action="store_true",
+        help="opslib without worker processes (threads sharing one client), for comparison",
+    )
     args = ap.parse_args()
     install_fauxqs()
     proc, endpoint = start_fauxqs()
@@ -256,7 +264,8 @@ def main() -> int:
         rates: dict[str, list[float]] = {"opslib": [], "seed": [], "floor": []}
         print(
             f"fauxqs {FAUXQS_VERSION} at {endpoint}; {n:,} messages with 3 attributes each; "
-            f"{args.rounds} round(s); opslib concurrency {args.concurrency}",
+            f"{args.rounds} round(s); opslib concurrency {args.concurrency} "
+            f"({'threads' if args.threads_only else 'worker processes'})",
             flush=True,
         )
         for r in range(args.rounds):
@@ -266,7 +275,9 @@ def main() -> int:
                 assert count(seed_sqs, dlq) == n, "fill incomplete"
                 journal.unlink(missing_ok=True)
                 if name == "opslib":
-                    secs = run_opslib(ops_sqs, dlq, src, args.concurrency, journal)
+                    secs = run_opslib(
+                        ops_sqs, dlq, src, args.concurrency, journal, not args.threads_only
+                    )
                 elif name == "seed":
                     secs = run_seed_loop(seed_sqs, dlq, src)
                 else:

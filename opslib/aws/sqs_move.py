@@ -20,13 +20,17 @@ failed messages are held invisible during the run so they are looked at once, th
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import random
+import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from opslib.aws.sqs import MessageFilter, queue_name_from
@@ -84,6 +88,7 @@ class MoveResult:
     errors: tuple[str, ...] = ()
     interrupted: bool = False
     task_handle: str = ""
+    workers: str = ""  # copy: "threads" or "processes=PxT" (processes x threads each)
 
     @property
     def rate(self) -> float:
@@ -105,42 +110,55 @@ class MoveResult:
 
 
 class _Journal:
-    """Append-only JSON lines, one write + flush per batch, so a killed run leaves a usable log."""
+    """Append-only JSON lines, one ``write(2)`` per batch, so a killed run leaves a usable log.
+
+    The file is opened ``O_APPEND`` and each batch's lines go out in a single unbuffered
+    ``os.write``: the kernel places every write at the end of the file as a whole, so the
+    worker processes of one move can append to the same journal without interleaving lines,
+    and nothing sits in a user-space buffer when the process is killed.
+    """
 
     def __init__(self, path: Path | str | None) -> None:
         self.path = str(path) if path else ""
         self._lock = threading.Lock()
-        self._f = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - closed in close()
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644) if path else -1
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        if self._f is None or not records:
+        if self._fd < 0 or not records:
             return
         ts = round(time.time(), 3)
         text = "".join(json.dumps({"ts": ts, **r}, separators=(",", ":")) + "\n" for r in records)
+        data = text.encode("utf-8")
         with self._lock:
-            self._f.write(text)
-            self._f.flush()
+            while data:  # a regular file takes it all at once; loop only on a short write
+                data = data[os.write(self._fd, data) :]
 
     def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 class _RateLimiter:
-    """Spaces receives so the whole move stays under ``rate`` messages per second."""
+    """Spaces receives so the whole move stays under ``rate`` messages per second.
 
-    def __init__(self, rate: float) -> None:
+    ``shared`` (a lock and a ``multiprocessing.Value``) makes one limit span the worker
+    processes of a move; ``time.monotonic`` is the same clock in every process on one host.
+    """
+
+    def __init__(self, rate: float, shared: tuple[Any, Any] | None = None) -> None:
         self.interval = 1.0 / rate if rate > 0 else 0.0
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
+        if shared is None:
+            shared = (threading.Lock(), SimpleNamespace(value=time.monotonic()))
+        self._lock, self._next = shared
 
-    def acquire(self, n: int, stop: threading.Event) -> None:
+    def acquire(self, n: int, stop) -> None:
         if not self.interval:
             return
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + n * self.interval
+            start = max(now, self._next.value)
+            self._next.value = start + n * self.interval
         wait = start - now
         if wait > 0:
             stop.wait(wait)
@@ -166,7 +184,12 @@ def _code(exc: BaseException) -> str:
 
 
 class _Mover:
-    """State shared by the worker threads of one copy move."""
+    """State shared by the worker threads of one copy move (in one process).
+
+    With worker processes, each process has its own ``_Mover`` and client; what must be one
+    for the whole move (the stop flag, the message budget, the rate limit, the progress count)
+    comes in ``shared`` as ``multiprocessing`` objects made by the parent.
+    """
 
     def __init__(
         self,
@@ -185,6 +208,7 @@ class _Mover:
         visibility_timeout,
         wait_time_seconds,
         bar,
+        shared: dict[str, Any] | None = None,
     ) -> None:
         self.sqs = sqs
         self.dlq_url = dlq_url
@@ -196,17 +220,25 @@ class _Mover:
         self.vis = visibility_timeout
         self.wait = wait_time_seconds
         self.bar = bar
-        self.limiter = _RateLimiter(rate_limit_per_second)
         self.concurrency = 1 if fifo else max(1, concurrency)
-        self.stop = threading.Event()
         self.lock = threading.Lock()
-        inf = float("inf")
-        self.move_left = max_messages if max_messages else inf  # blast radius: messages moved
-        self.seen_left = (
-            planned_count if planned_count else inf
-        )  # the plan's count: messages looked at
+        if shared is None:
+            inf = float("inf")
+            shared = {
+                "stop": threading.Event(),
+                "budget_lock": threading.Lock(),
+                # blast radius: messages moved; the plan's count: messages looked at
+                "move_left": SimpleNamespace(value=max_messages if max_messages else inf),
+                "seen_left": SimpleNamespace(value=planned_count if planned_count else inf),
+                "rate": None,
+                "looked_at": None,
+            }
+        self.rate_limit = rate_limit_per_second
+        self.attach(shared)
         self.moved = 0
+        self.moved_ids: list[str] = []  # source ids deleted after their send
         self.skipped = 0
+        self.skipped_ids: list[str] = []
         self.failed_ids: list[str] = []
         self.dups: list[str] = []
         self.held: dict[str, str] = {}  # message id -> latest receipt handle (skipped or failed)
@@ -220,6 +252,32 @@ class _Mover:
         self.inflight: dict[int, list[Any]] = {}  # token -> [receipt handles, last extended]
         self._token = 0
         self.done = threading.Event()  # set when the workers are finished: stops the heartbeat
+
+    def attach(self, shared: dict[str, Any]) -> None:
+        """Use ``shared``'s stop flag, budget, rate limit and progress count (before starting)."""
+        self.stop = shared["stop"]
+        self.budget_lock = shared["budget_lock"]
+        self.move_left = shared["move_left"]
+        self.seen_left = shared["seen_left"]
+        self.looked_at = shared["looked_at"]  # processes: progress counted for the parent's bar
+        self.limiter = _RateLimiter(self.rate_limit, shared["rate"])
+
+    def part(self) -> dict[str, Any]:
+        """This mover's results, as merged by ``_merge``."""
+        return {
+            "moved": self.moved,
+            "moved_ids": self.moved_ids,
+            "skipped_ids": self.skipped_ids,
+            "failed_ids": self.failed_ids,
+            "dups": self.dups,
+            "held": self.held,
+            "send_retries": self.send_retries,
+            "delete_retries": self.delete_retries,
+            "throttled": self.throttled,
+            "extensions": self.extensions,
+            "errors": self.errors,
+            "destinations": sorted(self.destinations),
+        }
 
     # botocore hook: runs in the calling thread for every HTTP attempt of a send/delete
     def on_response(
@@ -244,18 +302,19 @@ class _Mover:
 
     # -- budget
     def reserve(self) -> int:
-        with self.lock:
-            n = int(min(10, self.move_left, self.seen_left))
+        with self.budget_lock:
+            n = int(min(10, self.move_left.value, self.seen_left.value))
             if n <= 0:
                 return 0
-            self.move_left -= n
-            self.seen_left -= n
+            self.move_left.value -= n
+            self.seen_left.value -= n
             return n
 
     def give_back(self, moves: int, seen: int) -> None:
-        with self.lock:
-            self.move_left += moves
-            self.seen_left += seen
+        if moves or seen:
+            with self.budget_lock:
+                self.move_left.value += moves
+                self.seen_left.value += seen
 
     def _call(self, fn, **kwargs):
         """One API call with our own retry on throttling/5xx after botocore's retries gave up."""
@@ -484,6 +543,7 @@ class _Mover:
             for m in unroutable
         ]
         moved_now = 0
+        moved_ids: list[str] = []
         dups_now: list[str] = []
         for dest, group in by_dest.items():
             dname = queue_name_from(dest)
@@ -492,6 +552,7 @@ class _Mover:
                 {
                     "event": "sending",
                     "destination": dname,
+                    "pid": os.getpid(),  # which process (of a move in worker processes)
                     "source_ids": [m["MessageId"] for m in group],
                 }
             )
@@ -531,6 +592,7 @@ class _Mover:
                     )
                 else:
                     moved_now += 1
+                    moved_ids.append(sid)
                     records.append({"event": "deleted", "source_id": sid})
             if ambiguous:
                 dups_now += [group[int(i)]["MessageId"] for i in sent]
@@ -551,7 +613,9 @@ class _Mover:
         self.journal.write(records)
         with self.lock:
             self.moved += moved_now
+            self.moved_ids += moved_ids
             self.skipped += len(skipped)
+            self.skipped_ids += [m["MessageId"] for m in skipped]
             for m in skipped:
                 self.held[m["MessageId"]] = m["ReceiptHandle"]
             for m, _ in failed_now:
@@ -560,10 +624,12 @@ class _Mover:
             for d in dups_now:
                 if d not in self.dups:
                     self.dups.append(d)
-            self.move_left += reserved - moved_now
-            self.seen_left += reserved - len(new)
+        self.give_back(reserved - moved_now, reserved - len(new))
         if self.bar is not None and new:
             self.bar.update(len(new))
+        if self.looked_at is not None and new:
+            with self.looked_at.get_lock():
+                self.looked_at.value += len(new)
 
     def worker(self) -> None:
         empties = 0
@@ -642,6 +708,275 @@ class _Mover:
                 self.errors.append(f"release: {_code(exc)}")
 
 
+#: Botocore client settings for the worker processes' own clients (on top of opslib's bounded
+#: config). A fixed User-Agent skips botocore's per-request rebuild of its feature-metadata UA
+#: string (measured ~10% of the Python CPU of a call); the rest as the notebook's mover client.
+WORKER_CLIENT_CONFIG: dict[str, Any] = {
+    "parameter_validation": False,
+    "retries": {"mode": "standard", "max_attempts": 5},
+    "max_pool_connections": 16,
+    "user_agent": "opslib-redrive",
+}
+
+
+def worker_client_factory(region: str = "", **config_overrides: Any) -> Callable[[], Any]:
+    """A picklable recipe for the SQS client each worker process builds for itself
+    (``opslib.clients.aws_client``, the standard credential chain and ``AWS_ENDPOINT_URL``).
+
+    Pass it as ``move_messages(..., sqs_factory=worker_client_factory(region))`` to run a
+    standard-queue move in worker processes. It must reach the same account and endpoint as
+    the ``sqs`` client given alongside it (the parent uses that one to release held messages).
+    """
+    from opslib.clients import aws_client
+
+    return functools.partial(
+        aws_client, "sqs", region=region, **{**WORKER_CLIENT_CONFIG, **config_overrides}
+    )
+
+
+def _hook_events(sqs, mover: _Mover) -> Callable[[], None]:
+    """Register the mover's per-attempt hook on ``sqs``; returns the undo."""
+    events = [
+        f"response-received.sqs.{op}"
+        for op in ("SendMessageBatch", "DeleteMessageBatch", "ReceiveMessage")
+    ]
+    uid = f"opslib-move-{id(mover)}"
+    for ev in events:
+        sqs.meta.events.register(ev, mover.on_response, unique_id=uid + ev)
+
+    def undo() -> None:
+        for ev in events:
+            sqs.meta.events.unregister(ev, unique_id=uid + ev)
+
+    return undo
+
+
+def _run_threads(mover: _Mover, n: int) -> None:
+    """Run ``n`` worker threads of ``mover`` to the end (KeyboardInterrupt propagates)."""
+    threads = [
+        threading.Thread(target=mover.worker, name=f"redrive-{i}", daemon=True) for i in range(n)
+    ]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.2)
+    except KeyboardInterrupt:
+        mover.stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        raise
+
+
+# -- worker processes -------------------------------------------------------------------------
+_SHARED: dict[str, Any] = {}  # in a worker process: the move's shared objects (from the parent)
+
+
+def _process_init(shared: dict[str, Any]) -> None:
+    """Worker process start: Ctrl-C goes to the whole process group, but only the parent acts
+    on it (it sets the shared stop flag, and the workers finish their in-flight batch)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _SHARED.clear()
+    _SHARED.update(shared)
+
+
+def _process_run(sqs_factory: Callable[[], Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """One worker process: its own client and threads over the shared budget; writes its own
+    journal lines (O_APPEND); returns its counts and the ids the parent needs."""
+    from opslib.aws.sqs import parse_filter
+
+    parent = os.getppid()
+    # The forkserver's environment is the one it started with: take the caller's AWS settings
+    # of now (endpoint, profile, region, credentials), as its own client would.
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        if key not in spec["aws_env"]:
+            del os.environ[key]
+    os.environ.update(spec["aws_env"])
+    sqs = sqs_factory()
+    journal = _Journal(spec["journal_path"])
+    mover = _Mover(
+        sqs=sqs,
+        dlq_url=spec["dlq_url"],
+        destination_url=spec["destination_url"],
+        routes=spec["routes"],
+        fifo=False,
+        message_filter=parse_filter(spec["filter"]),
+        max_messages=0,
+        planned_count=0,
+        rate_limit_per_second=spec["rate"],
+        concurrency=spec["threads"],
+        journal=journal,
+        visibility_timeout=spec["vis"],
+        wait_time_seconds=spec["wait"],
+        bar=None,
+        shared=_SHARED,
+    )
+    undo = _hook_events(sqs, mover)
+
+    def watch_parent() -> None:  # parent gone (killed): stop after the in-flight batches
+        while not mover.done.wait(0.25):
+            if os.getppid() != parent:
+                mover.stop.set()
+
+    aux = [
+        threading.Thread(target=mover.heartbeat, daemon=True),
+        threading.Thread(target=watch_parent, daemon=True),
+    ]
+    for t in aux:
+        t.start()
+    try:
+        _run_threads(mover, mover.concurrency)
+    finally:
+        mover.done.set()
+        for t in aux:
+            t.join(timeout=30)
+        undo()
+        journal.close()
+    return mover.part()
+
+
+def _merge(mover: _Mover, parts: list[dict[str, Any]]) -> None:
+    """Fold the worker processes' results into the parent's mover (whose own are one of the
+    parts). A message held (skipped or failed) by one process may be received again by another
+    after its visibility ran out, so ids are de-duplicated, and one moved in the end is neither
+    failed nor held."""
+    parts = [mover.part(), *parts]
+    mover.moved = mover.send_retries = mover.delete_retries = 0
+    mover.throttled = mover.extensions = 0
+    mover.moved_ids, mover.skipped_ids, mover.failed_ids, mover.dups = [], [], [], []
+    mover.held, mover.errors, mover.destinations = {}, [], set()
+    moved_ids: set[str] = set()
+    skipped: set[str] = set()
+    for part in parts:
+        mover.moved += part["moved"]
+        moved_ids.update(part["moved_ids"])
+        skipped.update(part["skipped_ids"])
+        mover.send_retries += part["send_retries"]
+        mover.delete_retries += part["delete_retries"]
+        mover.throttled += part["throttled"]
+        mover.extensions += part["extensions"]
+        mover.errors += part["errors"]
+        mover.destinations.update(part["destinations"])
+        mover.held.update(part["held"])
+    for part in parts:
+        for sid in part["failed_ids"]:
+            if sid not in moved_ids and sid not in mover.failed_ids:
+                mover.failed_ids.append(sid)
+        for sid in part["dups"]:
+            if sid not in mover.dups:
+                mover.dups.append(sid)
+    mover.skipped = len(skipped - moved_ids)
+    for sid in moved_ids:
+        mover.held.pop(sid, None)
+
+
+def _plan_processes(concurrency: int) -> tuple[int, int]:
+    """(processes, threads per process): one process per core (the parent is one of them),
+    ``concurrency`` workers in all."""
+    procs = max(1, min(concurrency, os.cpu_count() or 1))
+    return procs, -(-concurrency // procs)
+
+
+def _run_processes(
+    mover: _Mover, sqs_factory: Callable[[], Any], spec: dict[str, Any], bar
+) -> None:
+    """Run the move in the parent's threads (with the injected client, starting at once) plus
+    worker processes (forkserver: no inherited threads or sockets), which join in as soon as
+    they have started, and fold their results into ``mover``. On KeyboardInterrupt the shared
+    stop flag is set, every worker finishes its in-flight batch (send, delete, journal) and
+    reports back, then it re-raises."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import wait as wait_futures
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["opslib.aws.sqs_move", "opslib.aws.sqs", "boto3"])
+    shared = {
+        "stop": ctx.Event(),
+        "budget_lock": ctx.Lock(),
+        "move_left": ctx.Value("d", mover.move_left.value, lock=False),
+        "seen_left": ctx.Value("d", mover.seen_left.value, lock=False),
+        "rate": (ctx.Lock(), ctx.Value("d", time.monotonic(), lock=False)),
+        "looked_at": ctx.Value("q", 0),
+    }
+    procs, threads = _plan_processes(spec["concurrency"])
+    spec = {**spec, "threads": threads}
+    parts: list[dict[str, Any]] = []
+    shown = 0
+    mover.attach(shared)
+    mover.bar = None  # the main thread updates the bar from the shared count
+
+    def update_bar() -> None:
+        nonlocal shown
+        if bar is not None:
+            now = shared["looked_at"].value
+            if now > shown:
+                bar.update(now - shown)
+                shown = now
+
+    pool = ProcessPoolExecutor(
+        procs - 1, mp_context=ctx, initializer=_process_init, initargs=(shared,)
+    )
+    futures = [pool.submit(_process_run, sqs_factory, spec) for _ in range(procs - 1)]
+    own = [
+        threading.Thread(target=mover.worker, name=f"redrive-{i}", daemon=True)
+        for i in range(threads)
+    ]
+    for t in own:
+        t.start()
+    interrupted = False
+    try:
+        pending = set(futures)
+        while pending or any(t.is_alive() for t in own):
+            if pending:
+                _, pending = wait_futures(pending, timeout=0.2)
+            else:
+                own[0].join(timeout=0.2) if own[0].is_alive() else time.sleep(0.05)
+            update_bar()
+    except KeyboardInterrupt:
+        interrupted = True
+        shared["stop"].set()
+        for t in own:
+            t.join(timeout=60)
+        wait_futures(futures, timeout=60)
+    finally:
+        for f in futures:
+            if not f.done():
+                mover.errors.append("worker process did not finish in time")
+                continue
+            exc = f.exception()
+            if exc is not None:
+                mover.errors.append(f"worker process: {type(exc).__name__}: {str(exc)[:160]}")
+            else:
+                parts.append(f.result())
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
+        update_bar()
+        _merge(mover, parts)
+    if interrupted:
+        raise KeyboardInterrupt
+
+
+class _SigtermAsInterrupt:
+    """During a move in the main thread, SIGTERM stops it like Ctrl-C (in-flight batches are
+    finished and journaled, held messages released, the journal's end line written)."""
+
+    def __enter__(self):
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
 def move_messages(
     dlq_url: str,
     destination_url: str = "",
@@ -658,14 +993,22 @@ def move_messages(
     visibility_timeout: int = DEFAULT_VISIBILITY,
     wait_time_seconds: int = 1,
     show_progress: bool = True,
+    sqs_factory: Callable[[], Any] | None = None,
 ) -> MoveResult:
     """Copy strategy: move messages from ``dlq_url`` to ``destination_url`` (or, when empty, to
     each message's source queue via ``routes``: source ARN -> URL) without loss.
 
     ``max_messages`` caps messages moved (0 = no cap); ``planned_count`` caps messages looked at
     (the plan's count, so the approval covers what moves; 0 = until the DLQ is empty). On
-    KeyboardInterrupt the workers finish their current batch, held messages are released, the
-    journal is closed, and the interrupt is re-raised.
+    KeyboardInterrupt (or SIGTERM) the workers finish their current batch, held messages are
+    released, the journal is closed, and the interrupt is re-raised.
+
+    ``sqs_factory`` (see ``worker_client_factory``): for a standard queue with concurrency > 1,
+    run the workers in processes (one per core, each with its own client built by the factory,
+    threads inside), because a boto3 call costs ~0.7 ms of Python CPU and threads in one
+    process share one core through the GIL. The budget, rate limit and stop flag are shared;
+    each worker keeps its batches' visibility extended and appends its own journal lines.
+    Without it, or for FIFO (one worker keeps group order), threads share ``sqs``.
     """
     from opslib.interactive import progress
 
@@ -694,6 +1037,11 @@ def move_messages(
         wait_time_seconds=wait_time_seconds,
         bar=bar,
     )
+    use_processes = sqs_factory is not None and _plan_processes(mover.concurrency)[0] > 1
+    mode = "threads"
+    if use_processes:
+        procs, threads = _plan_processes(mover.concurrency)
+        mode = f"processes={procs}x{threads}"
     journal.write(
         [
             {
@@ -704,41 +1052,41 @@ def move_messages(
                 "max_messages": max_messages,
                 "planned_count": planned_count,
                 "concurrency": mover.concurrency,
+                "workers": mode,
                 "filter": mover.filter.expression,
             }
         ]
     )
-    events = [
-        f"response-received.sqs.{op}"
-        for op in ("SendMessageBatch", "DeleteMessageBatch", "ReceiveMessage")
-    ]
-    uid = f"opslib-move-{id(mover)}"
-    for ev in events:
-        sqs.meta.events.register(ev, mover.on_response, unique_id=uid + ev)
     started = time.monotonic()
     interrupted = False
-    threads = [
-        threading.Thread(target=mover.worker, name=f"redrive-{i}", daemon=True)
-        for i in range(mover.concurrency)
-    ]
+    undo = _hook_events(sqs, mover)
     beat = threading.Thread(target=mover.heartbeat, name="redrive-heartbeat", daemon=True)
     beat.start()
     try:
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            for t in threads:
-                t.join(timeout=0.2)
+        with _SigtermAsInterrupt():
+            if use_processes:
+                spec = {
+                    "dlq_url": dlq_url,
+                    "destination_url": destination_url,
+                    "routes": dict(routes or {}),
+                    "filter": mover.filter.expression,
+                    "rate": rate_limit_per_second,
+                    "concurrency": mover.concurrency,
+                    "journal_path": journal.path,
+                    "vis": visibility_timeout,
+                    "wait": wait_time_seconds,
+                    "aws_env": {k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+                }
+                _run_processes(mover, sqs_factory, spec, bar)
+            else:
+                _run_threads(mover, mover.concurrency)
     except KeyboardInterrupt:
         interrupted = True
-        mover.stop.set()
-        for t in threads:
-            t.join(timeout=60)
+        mover.stop.set()  # also for an interrupt that came before the workers' own handling
     finally:
         mover.done.set()
         beat.join(timeout=30)
-        for ev in events:
-            sqs.meta.events.unregister(ev, unique_id=uid + ev)
+        undo()
         mover.release_held()
         elapsed = time.monotonic() - started
         if bar is not None:
@@ -760,6 +1108,7 @@ def move_messages(
             journal=journal.path,
             errors=tuple(mover.errors),
             interrupted=interrupted,
+            workers=mode,
         )
         journal.write(
             [

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from opslib.aws import sqs as S
-from opslib.aws.sqs_move import move_messages
+from opslib.aws.sqs_move import journal_open_ids, move_messages, worker_client_factory
 from opslib.errors import BadInputError, NotFoundError
 from opslib.findings import Severity
 from opslib.safety import ChangeStatus, gate
@@ -591,6 +591,115 @@ def test_trace_header_and_attributes_go_on_the_wire(sqs, sandbox, tmp_path):
         )
         i = json.loads(e["MessageBody"])["id"]
         assert e["MessageAttributes"]["tenant"] == attrs(i)["tenant"]
+
+
+# ----------------------------------------------------------- worker processes (sqs_factory)
+
+
+def _via(monkeypatch, client) -> None:
+    """Worker processes build their own clients from the environment: point it at ``client``'s
+    endpoint (a serializing proxy: moto has no lock around receive/delete)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", client.meta.endpoint_url)
+
+
+def test_worker_processes_move_everything_and_journal_every_id(sqs, serial, tmp_path, monkeypatch):
+    """A standard-queue move with ``sqs_factory`` runs in the parent and a worker process
+    (their own clients): nothing lost, attributes kept, one journal written by both."""
+    dlq, src = make_pair(sqs, 200)
+    _via(monkeypatch, serial)
+    path = tmp_path / "j.jsonl"
+    r = move_messages(
+        dlq,
+        src,
+        sqs=serial,
+        sqs_factory=worker_client_factory(),
+        concurrency=4,
+        rate_limit_per_second=100,  # ~2 s, so the worker process surely joins in
+        journal_path=path,
+        show_progress=False,
+    )
+    assert r.workers.startswith("processes=")
+    assert (r.moved, r.failed, r.skipped, r.possible_duplicates, r.errors) == (200, 0, 0, (), ())
+    assert counts(sqs, dlq) == (0, 0)
+    moved = drain(sqs, src)
+    assert sorted(json.loads(m["Body"])["id"] for m in moved) == list(range(200))
+    for m in moved:
+        i = json.loads(m["Body"])["id"]
+        assert m["MessageAttributes"]["tenant"]["StringValue"] == f"t-{i % 3}"
+        assert m["MessageAttributes"]["blob"]["BinaryValue"] == bytes([i % 256, 7])
+    journal = read_journal(path)  # every line parses: no interleaved writes
+    assert journal[0]["event"] == "start" and journal[0]["workers"] == r.workers
+    assert journal[-1]["event"] == "end" and journal[-1]["moved"] == 200
+    sent = {x["source_id"] for x in journal if x["event"] == "sent"}
+    deleted = {x["source_id"] for x in journal if x["event"] == "deleted"}
+    assert len(sent) == 200 and sent == deleted and journal_open_ids(path) == set()
+    pids = {x["pid"] for x in journal if x["event"] == "sending"}
+    assert len(pids) >= 2  # the parent and a worker process both moved batches
+
+
+def test_worker_processes_retry_partial_failures_and_keep_the_cap(
+    sqs, sandbox, tmp_path, monkeypatch
+):
+    dlq, src = make_pair(sqs, 80)
+    with FaultProxy(
+        sandbox.aws_endpoint,
+        fail_every={"SendMessageBatch": 7, "DeleteMessageBatch": 5},
+        throttle_every={"SendMessageBatch": 4, "ReceiveMessage": 5},
+    ) as proxy:
+        client = _proxy_client(proxy.url)
+        _via(monkeypatch, client)
+        r = move_messages(
+            dlq,
+            src,
+            sqs=client,
+            sqs_factory=worker_client_factory(),
+            max_messages=65,
+            concurrency=4,
+            journal_path=tmp_path / "j.jsonl",
+            show_progress=False,
+        )
+    assert r.workers.startswith("processes=")
+    assert proxy.counts["failed_entries:SendMessageBatch"] > 0
+    assert proxy.counts["failed_entries:DeleteMessageBatch"] > 0
+    assert r.send_retries >= proxy.counts["failed_entries:SendMessageBatch"]
+    assert r.delete_retries >= proxy.counts["failed_entries:DeleteMessageBatch"]
+    assert r.throttled >= proxy.counts["throttled:SendMessageBatch"] > 0
+    assert (r.moved, r.failed, r.possible_duplicates) == (65, 0, ())  # the cap, exactly
+    assert counts(sqs, dlq) == (15, 0)
+    assert len(drain(sqs, src)) == 65
+
+
+def test_worker_processes_interrupted_stop_cleanly_and_lose_nothing(
+    sqs, serial, tmp_path, monkeypatch
+):
+    import signal
+
+    dlq, src = make_pair(sqs, 100)
+    _via(monkeypatch, serial)
+    previous = _interrupt_after(2.5)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="redrive interrupted after moving"):
+            move_messages(
+                dlq,
+                src,
+                sqs=serial,
+                sqs_factory=worker_client_factory(),
+                rate_limit_per_second=20,
+                concurrency=4,
+                journal_path=tmp_path / "j.jsonl",
+                show_progress=False,
+            )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    journal = read_journal(tmp_path / "j.jsonl")
+    end = journal[-1]
+    assert end["event"] == "end" and end["interrupted"] is True
+    assert end["workers"].startswith("processes=")
+    assert 0 < end["moved"] < 100
+    assert journal_open_ids(tmp_path / "j.jsonl") == set()  # in-flight batches were finished
+    assert counts(sqs, src) == (end["moved"], 0)
+    assert counts(sqs, dlq) == (100 - end["moved"], 0)
 
 
 # ------------------------------------------------------------------------- widget choice (issue 7)
