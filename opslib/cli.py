@@ -5,7 +5,7 @@
     opslib evidence verify PATH
     opslib evidence list [DIR]
     opslib sandbox up|down|status|env|seed [NAME...]
-    opslib demo [--evidence-dir DIR]
+    opslib demo [--evidence-dir DIR]   (every runbook dry-run, then the scenarios' approved demo runs)
 
 Exit codes: 0 success, 1 a runbook failed (or was interrupted / timed out), 2 bad input.
 ``run`` prints the bundle path as its last line, so scripts can ``tail -n1``.
@@ -123,34 +123,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox, run every runbook headless on it, print the bundles."""
-    from opslib import sandbox as sb
-    from opslib.catalog import list_runbooks
+    from opslib.demo import run_demo
     from opslib.evidence.collect import format_table
-    from opslib.runner import run
 
-    _err("starting the sandbox (AWS API, PostgreSQL, Kubernetes API on 127.0.0.1)...")
-    sb.up()
-    rows = []
-    worst = 0
-    for book in list_runbooks():
-        _err(f"running {book.name} ...")
-        try:
-            result = run(
-                book.name, evidence_dir=args.evidence_dir, sandbox=True, timeout=args.timeout
-            )
-        except OpslibError as exc:
-            rows.append(
-                {"runbook": book.name, "status": "refused", "html": str(exc).splitlines()[0]}
-            )
-            worst = max(worst, exc.exit_code)
-            continue
-        rows.append({"runbook": book.name, "status": result.status, "html": result.html or ""})
-        worst = max(worst, result.exit_code)
-    print(format_table(rows, ["runbook", "status", "html"]))
+    rows = run_demo(evidence_dir=args.evidence_dir, timeout=args.timeout)
     if not rows:
         _err("no runbooks found in notebooks/")
         return 1
-    return 1 if worst else 0
+    print(format_table([r.to_dict() for r in rows], ["runbook", "status", "html"]))
+    return 0 if all(r.status == "succeeded" for r in rows) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -267,3 +267,41 @@ def seed(ctx) -> dict[str, dict]:
     sdir = ctx.scenario_dir("pitr")
     presets = _postgres(ctx, sdir)
     return {"pitr-restore": presets}
+
+
+def demo_runs(presets: dict[str, dict]) -> list:
+    """Approved restores for ``opslib demo``: PostgreSQL to just before the DELETE, Aurora and
+    DynamoDB to new targets. Safe to apply: they act on the local sandbox only."""
+    from opslib.demo import DemoRun
+
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d%H%M%S")
+    approval = {"dry_run": False, "approved_by": "opslib-demo", "change_ticket": "DEMO"}
+    runs = []
+    pg = presets.get("pitr-restore") or {}
+    if pg:
+        runs.append(DemoRun("pitr-restore", "postgres, approved", {**pg, **approval}))
+    runs.append(
+        DemoRun(
+            "pitr-restore",
+            "aurora, approved",
+            {
+                "engine": "aurora",
+                "source": "fintech-cluster",
+                "target": f"fintech-cluster-demo-{stamp}",
+                **approval,
+            },
+        )
+    )
+    runs.append(
+        DemoRun(
+            "pitr-restore",
+            "dynamodb, approved",
+            {
+                "engine": "dynamodb",
+                "source": "fintech-sessions",
+                "target": f"fintech-sessions-demo-{stamp}",
+                **approval,
+            },
+        )
+    )
+    return runs
