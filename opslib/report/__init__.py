@@ -11,12 +11,13 @@ from typing import Any
 
 from opslib.findings import Finding, rank, to_frame
 
+# Plain words, no emoji: evidence HTML is read on machines without an emoji font.
 SEVERITY_BADGE = {
-    "critical": "\U0001f534 CRITICAL",
-    "error": "\u26a0\ufe0f ERROR",
-    "warning": "\U0001f7e0 WARNING",
-    "info": "\U0001f535 info",
-    "ok": "\U0001f7e2 ok",
+    "critical": "CRITICAL",
+    "error": "ERROR",
+    "warning": "WARNING",
+    "info": "info",
+    "ok": "ok",
 }
 
 
