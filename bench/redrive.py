@@ -1,13 +1,17 @@
 """Benchmark: DLQ redrive throughput, opslib's move vs the seed's loop vs the sequential API floor.
 
 Usage: .venv/bin/python bench/redrive.py [--messages 20000] [--rounds 2] [--concurrency 4]
+       [--threads-only]
 
 One local SQS server (fauxqs 1.9.2 from npm, installed by this script into the ignored folder
 ``.bench/``; not moto, whose ReceiveMessage cost grows with queue size so it would measure
-moto). In each round, alternating so drift hits all three alike, each contender gets a fresh
+moto). In each round, alternating (and each round starting with the next contender, so the
+server's warm-up and drift hit all three alike), each contender gets a fresh
 DLQ/source pair seeded with N messages carrying message attributes, and moves them all:
 
-- opslib: ``opslib.aws.sqs_move.move_messages`` (library call, journal on, no notebook);
+- opslib: ``opslib.aws.sqs_move.move_messages`` (library call, journal on, no notebook), with
+  ``sqs_factory=worker_client_factory()``: the parent's threads plus a worker process per
+  further core (``--threads-only``: threads sharing the one client, for comparison);
 - seed: the loop from 001 §5.4 (receive 10, then send_message + delete_message per message);
 - floor: the sequential API floor: one ReceiveMessage of 10, one SendMessageBatch, one
   DeleteMessageBatch per 10 messages, one call after another, bare boto3.
@@ -269,7 +273,8 @@ def main() -> int:
             flush=True,
         )
         for r in range(args.rounds):
-            for name in ("opslib", "seed", "floor"):
+            order = ("opslib", "seed", "floor")
+            for name in order[r % 3 :] + order[: r % 3]:  # each goes first in turn
                 dlq, src = make_pair(seed_sqs, f"{name}-{r}")
                 fill(seed_sqs, dlq, n)
                 assert count(seed_sqs, dlq) == n, "fill incomplete"
