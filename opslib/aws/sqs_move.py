@@ -787,7 +787,6 @@ def _process_run(sqs_factory: Callable[[], Any], spec: dict[str, Any]) -> dict[s
     journal lines (O_APPEND); returns its counts and the ids the parent needs."""
     from opslib.aws.sqs import parse_filter
 
-    parent = os.getppid()
     # The forkserver's environment is the one it started with: take the caller's AWS settings
     # of now (endpoint, profile, region, credentials), as its own client would.
     for key in [k for k in os.environ if k.startswith("AWS_")]:
@@ -814,11 +813,16 @@ def _process_run(sqs_factory: Callable[[], Any], spec: dict[str, Any]) -> dict[s
         shared=_SHARED,
     )
     undo = _hook_events(sqs, mover)
+    orphaned = threading.Event()
 
     def watch_parent() -> None:  # parent gone (killed): stop after the in-flight batches
+        # Only the parent holds the pipe's write end, so its death reads as EOF here (the
+        # forkserver lives on while any child does: our parent pid would never change).
         while not mover.done.wait(0.25):
-            if os.getppid() != parent:
+            if _SHARED["alive"].poll(0):
+                orphaned.set()
                 mover.stop.set()
+                return
 
     aux = [
         threading.Thread(target=mover.heartbeat, daemon=True),
@@ -834,6 +838,8 @@ def _process_run(sqs_factory: Callable[[], Any], spec: dict[str, Any]) -> dict[s
             t.join(timeout=30)
         undo()
         journal.close()
+    if orphaned.is_set():  # nobody to report to; the journal has it all. Do not linger.
+        os._exit(0)
     return mover.part()
 
 
@@ -901,6 +907,8 @@ def _run_processes(
         "rate": (ctx.Lock(), ctx.Value("d", time.monotonic(), lock=False)),
         "looked_at": ctx.Value("q", 0),
     }
+    alive_r, alive_w = ctx.Pipe(duplex=False)  # the parent never writes: EOF = parent gone
+    shared["alive"] = alive_r
     procs, threads = _plan_processes(spec["concurrency"])
     spec = {**spec, "threads": threads}
     parts: list[dict[str, Any]] = []
@@ -952,6 +960,8 @@ def _run_processes(
             else:
                 parts.append(f.result())
         pool.shutdown(wait=not interrupted, cancel_futures=True)
+        alive_w.close()
+        alive_r.close()
         update_bar()
         _merge(mover, parts)
     if interrupted:

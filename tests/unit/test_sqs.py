@@ -702,6 +702,62 @@ def test_worker_processes_interrupted_stop_cleanly_and_lose_nothing(
     assert counts(sqs, dlq) == (100 - end["moved"], 0)
 
 
+_KILL_SCRIPT = """
+import sys
+from opslib.aws.sqs_move import move_messages, worker_client_factory
+from opslib.clients import aws_client
+move_messages(sys.argv[1], sys.argv[2], sqs=aws_client("sqs"), sqs_factory=worker_client_factory(),
+              concurrency=4, rate_limit_per_second=60, visibility_timeout=3,
+              journal_path=sys.argv[3], show_progress=False)
+"""
+
+
+def test_worker_processes_parent_sigkilled_then_rerun_finishes(sqs, serial, tmp_path, monkeypatch):
+    """Only the parent SIGKILLed: its worker process notices, finishes its in-flight batch and
+    exits; every message is in the DLQ or the destination, a copy in both only if the journal
+    lists it as open; a re-run moves the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    dlq, src = make_pair(sqs, 300)
+    _via(monkeypatch, serial)
+    path = tmp_path / "j.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, dlq, src, str(path)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if path.exists() and len({r.get("pid") for r in read_journal(path)} - {None}) >= 2:
+                break  # the parent and a worker process are both moving
+            time.sleep(0.1)
+        else:
+            pytest.fail("the worker process never started moving")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    # the orphaned worker stops within a batch: the queues then stop changing
+    last, stable_since = None, time.monotonic()
+    while time.monotonic() - stable_since < 1.5:
+        now = (sum(counts(sqs, dlq)), sum(counts(sqs, src)), path.stat().st_size)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        assert time.monotonic() - deadline < 60, "the queues keep changing after the kill"
+        time.sleep(0.2)
+    in_dlq, in_src, _ = last
+    open_ids = journal_open_ids(path)
+    assert 0 < in_src < 300
+    assert 300 <= in_dlq + in_src <= 300 + len(open_ids)  # nothing lost; extra copies journalled
+    time.sleep(3.5)  # the killed run's in-flight receipts time out (visibility_timeout=3)
+    r = move_messages(
+        dlq, src, sqs=serial, concurrency=2, journal_path=tmp_path / "j2.jsonl", show_progress=False
+    )
+    assert r.failed == 0 and counts(sqs, dlq) == (0, 0)
+    ids = [json.loads(m["Body"])["id"] for m in drain(sqs, src)]
+    assert set(ids) == set(range(300))
+    assert len(ids) - 300 <= len(open_ids)
+
+
 # ------------------------------------------------------------------------- widget choice (issue 7)
 
 
