@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opslib.errors import NotFoundError, RunbookTimeoutError
+from opslib.errors import NotFoundError
 from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.waits import poll_until
 
 ACTION_RESTORE = "dynamodb:RestoreTableToPointInTime"
 ACTION_TTL = "dynamodb:UpdateTimeToLive"
@@ -238,35 +239,29 @@ def wait_active(
     want: str = "ACTIVE",
 ) -> str:
     """Poll until the table is ``want`` ("" = deleted); bounded, with progress."""
-    from opslib.interactive import progress
 
-    t0 = time.monotonic()
-    bar = progress(total=int(timeout_s), desc=f"{name} -> {want or 'deleted'} (s)", unit="s")
-    shown = 0
-    try:
-        while True:
-            try:
-                status = dynamodb.describe_table(TableName=name)["Table"].get("TableStatus", "")
-            except dynamodb.exceptions.ResourceNotFoundException:
-                status = ""
-            bar.set_postfix_str(status or "gone")
-            if status == want:
-                return status
-            elapsed = time.monotonic() - t0
-            if elapsed >= timeout_s:
-                raise RunbookTimeoutError(
-                    f"Table {name} is '{status or 'gone'}' after {timeout_s:.0f} s (wanted "
-                    f"'{want or 'deleted'}'). It exists and DynamoDB keeps working on it. To resume: "
-                    f"`aws dynamodb wait table-{'exists' if want else 'not-exists'} --table-name {name}`, then "
-                    "re-apply TTL, tags and PITR from this plan; or run again with a larger wait_timeout_minutes."
-                )
-            time.sleep(min(poll_s, max(0.0, timeout_s - elapsed)))
-            now = int(time.monotonic() - t0)
-            if now > shown:
-                bar.update(now - shown)
-                shown = now
-    finally:
-        bar.close()
+    def check() -> tuple[bool, str, str]:
+        try:
+            status = dynamodb.describe_table(TableName=name)["Table"].get("TableStatus", "")
+        except dynamodb.exceptions.ResourceNotFoundException:
+            status = ""
+        return status == want, status, status or "gone"
+
+    def timeout_message(status: str, _shown: str) -> str:
+        return (
+            f"Table {name} is '{status or 'gone'}' after {timeout_s:.0f} s (wanted "
+            f"'{want or 'deleted'}'). It exists and DynamoDB keeps working on it. To resume: "
+            f"`aws dynamodb wait table-{'exists' if want else 'not-exists'} --table-name {name}`, then "
+            "re-apply TTL, tags and PITR from this plan; or run again with a larger wait_timeout_minutes."
+        )
+
+    return poll_until(
+        check,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        desc=f"{name} -> {want or 'deleted'} (s)",
+        on_timeout=timeout_message,
+    )
 
 
 def execute_change(

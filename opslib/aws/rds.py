@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opslib.errors import NotFoundError, RunbookTimeoutError
+from opslib.errors import NotFoundError
 from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.waits import poll_until
 
 AURORA = "aurora"
 RDS = "rds"
@@ -534,32 +535,26 @@ def wait_for(
 
     On timeout: RunbookTimeoutError naming what exists now, its status, and how to resume.
     """
-    from opslib.interactive import progress
 
-    t0 = time.monotonic()
-    bar = progress(total=int(timeout_s), desc=f"{identifier} -> {want or 'deleted'} (s)", unit="s")
-    shown = 0
-    try:
-        while True:
-            status = _status(kind, identifier, rds=rds)
-            bar.set_postfix_str(status or "gone")
-            if status == want:
-                return status
-            elapsed = time.monotonic() - t0
-            if elapsed >= timeout_s:
-                raise RunbookTimeoutError(
-                    f"{kind} {identifier} is '{status or 'gone'}' after {timeout_s:.0f} s (wanted "
-                    f"'{want or 'deleted'}'). It exists and AWS keeps working on it. To resume: "
-                    f"`aws rds wait db-{kind}-{'available' if want else 'deleted'} --db-{kind}-identifier "
-                    f"{identifier}`{resume_hint}, or run again with a larger wait_timeout_minutes."
-                )
-            time.sleep(min(poll_s, max(0.0, timeout_s - elapsed)))
-            now = int(time.monotonic() - t0)
-            if now > shown:
-                bar.update(now - shown)
-                shown = now
-    finally:
-        bar.close()
+    def check() -> tuple[bool, str, str]:
+        status = _status(kind, identifier, rds=rds)
+        return status == want, status, status or "gone"
+
+    def timeout_message(status: str, _shown: str) -> str:
+        return (
+            f"{kind} {identifier} is '{status or 'gone'}' after {timeout_s:.0f} s (wanted "
+            f"'{want or 'deleted'}'). It exists and AWS keeps working on it. To resume: "
+            f"`aws rds wait db-{kind}-{'available' if want else 'deleted'} --db-{kind}-identifier "
+            f"{identifier}`{resume_hint}, or run again with a larger wait_timeout_minutes."
+        )
+
+    return poll_until(
+        check,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        desc=f"{identifier} -> {want or 'deleted'} (s)",
+        on_timeout=timeout_message,
+    )
 
 
 def execute_change(

@@ -29,8 +29,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from opslib.errors import NotFoundError, OpslibError, PreflightError, RunbookTimeoutError
+from opslib.errors import NotFoundError, OpslibError, PreflightError
 from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.waits import poll_until
 
 #: the settings file the restore writes; ALTER SYSTEM owns postgresql.auto.conf, so we append
 #: to it rather than editing postgresql.conf (the last occurrence of a setting wins).
@@ -557,40 +558,36 @@ def wait_for_promotion(s: PgRestoreSpec, *, timeout_s: float, show_progress: boo
     Bounded by ``timeout_s``: on timeout, RunbookTimeoutError says what exists and how to resume;
     if the server exits (e.g. the archive lacks a segment), PitrRecoveryError carries its log.
     """
-    t0 = time.monotonic()
-    bar = None
-    if show_progress:
-        from opslib.interactive import progress
 
-        bar = progress(total=int(timeout_s), desc="recovery (s)", unit="s")
-    shown = 0
-    try:
-        while True:
-            elapsed = time.monotonic() - t0
-            if bar is not None and int(elapsed) > shown:
-                bar.update(int(elapsed) - shown)
-                shown = int(elapsed)
-            pid = postmaster_pid(s.target_dir)
-            if not _alive(pid):
-                raise _stopped_error(s)
-            if promoted(s):
-                if bar is not None:
-                    bar.set_postfix_str("promoted")
-                return time.monotonic() - t0
-            if elapsed > timeout_s:
-                state = cluster_state(s)
-                raise RunbookTimeoutError(
-                    f"Recovery did not finish within {timeout_s:.0f} s. What exists now: the data dir "
-                    f"{s.target_dir} and a server (pid {pid}, port {s.port}, state '{state}') still "
-                    f"replaying WAL as {s.os_user}; log {s.log_path}. To resume: watch the log until "
-                    "'archive recovery complete', then connect to port "
-                    f"{s.port}; or stop it (pg_ctl -D {s.target_dir} stop -m fast), delete the dir "
-                    "and run again with a larger wait_timeout_minutes."
-                )
-            time.sleep(POLL_SECONDS)
-    finally:
-        if bar is not None:
-            bar.close()
+    def check() -> tuple[bool, int, str]:
+        pid = postmaster_pid(s.target_dir)
+        if not _alive(pid):
+            raise _stopped_error(s)
+        if promoted(s):
+            return True, pid, "promoted"
+        return False, pid, "recovering"
+
+    def timeout_message(pid: int, _shown: str) -> str:
+        state = cluster_state(s)
+        return (
+            f"Recovery did not finish within {timeout_s:.0f} s. What exists now: the data dir "
+            f"{s.target_dir} and a server (pid {pid}, port {s.port}, state '{state}') still "
+            f"replaying WAL as {s.os_user}; log {s.log_path}. To resume: watch the log until "
+            "'archive recovery complete', then connect to port "
+            f"{s.port}; or stop it (pg_ctl -D {s.target_dir} stop -m fast), delete the dir "
+            "and run again with a larger wait_timeout_minutes."
+        )
+
+    t0 = time.monotonic()
+    poll_until(
+        check,
+        timeout_s=timeout_s,
+        poll_s=POLL_SECONDS,
+        desc="recovery (s)",
+        on_timeout=timeout_message,
+        show_progress=show_progress,
+    )
+    return time.monotonic() - t0
 
 
 def execute_change(change: Change, s: PgRestoreSpec, *, timeout_s: float) -> ChangeOutcome:
