@@ -160,6 +160,10 @@ def test_timeout_says_what_exists_and_how_to_resume(scenario, target_dir):
     )
     pitr.copy_base_backup(s)
     pitr.write_recovery_settings(s)
+    # Slow WAL fetches (a later setting wins) so recovery cannot finish before the first check:
+    # without this, a fast recovery makes the zero timeout race the promotion.
+    with open(Path(target_dir) / "postgresql.auto.conf", "a") as fh:
+        fh.write(f"restore_command = 'sleep 1 && cp {s.wal_archive}/%f %p'\n")
     pid = pitr.start_server(s)
     with pytest.raises(RunbookTimeoutError) as err:
         pitr.wait_for_promotion(s, timeout_s=0.0, show_progress=False)
