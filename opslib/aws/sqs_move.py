@@ -889,6 +889,12 @@ def _merge(mover: _Mover, parts: list[dict[str, Any]]) -> None:
         mover.held.pop(sid, None)
 
 
+def _start_methods() -> list[str]:
+    import multiprocessing as mp
+
+    return mp.get_all_start_methods()
+
+
 def _plan_processes(concurrency: int) -> list[int]:
     """Threads per process, the parent's first: one process per core, ``concurrency`` in all."""
     procs = max(1, min(concurrency, os.cpu_count() or 1))
@@ -1056,7 +1062,11 @@ def move_messages(
         wait_time_seconds=wait_time_seconds,
         bar=bar,
     )
-    use_processes = sqs_factory is not None and len(_plan_processes(mover.concurrency)) > 1
+    use_processes = (
+        sqs_factory is not None
+        and len(_plan_processes(mover.concurrency)) > 1
+        and "forkserver" in _start_methods()
+    )
     mode = "threads"
     if use_processes:
         plan = _plan_processes(mover.concurrency)
