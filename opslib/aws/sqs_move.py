@@ -150,6 +150,46 @@ class _Journal:
             self._fd = -1
 
 
+class _SharedFlag:
+    """The stop flag across processes, without a lock: a ``multiprocessing.Event`` is a
+    Condition over a shared lock, and a process SIGKILLed while holding it leaves every other
+    one blocked for ever (seen here). One byte, written and read whole, needs no lock."""
+
+    def __init__(self, raw) -> None:
+        self._v = raw
+
+    def is_set(self) -> bool:
+        return bool(self._v.value)
+
+    def set(self) -> None:
+        self._v.value = 1
+
+    def wait(self, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while not self._v.value:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.02))
+        return True
+
+
+class _SharedLock:
+    """A process-shared lock that gives up (InterruptedError) once the move is stopping: its
+    holder may have been killed, and then it is never released."""
+
+    def __init__(self, lock, stop: _SharedFlag) -> None:
+        self._lock, self._stop = lock, stop
+
+    def __enter__(self) -> None:
+        while not self._lock.acquire(timeout=0.5):
+            if self._stop.is_set():
+                raise InterruptedError("move stopped")
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
 class _RateLimiter:
     """Spaces receives so the whole move stays under ``rate`` messages per second.
 
@@ -166,10 +206,13 @@ class _RateLimiter:
     def acquire(self, n: int, stop) -> None:
         if not self.interval:
             return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next.value)
-            self._next.value = start + n * self.interval
+        try:
+            with self._lock:
+                now = time.monotonic()
+                start = max(now, self._next.value)
+                self._next.value = start + n * self.interval
+        except InterruptedError:  # stopping: the caller checks the stop flag next
+            return
         wait = start - now
         if wait > 0:
             stop.wait(wait)
@@ -313,19 +356,29 @@ class _Mover:
 
     # -- budget
     def reserve(self) -> int:
-        with self.budget_lock:
-            n = int(min(10, self.move_left.value, self.seen_left.value))
-            if n <= 0:
-                return 0
-            self.move_left.value -= n
-            self.seen_left.value -= n
-            return n
+        try:
+            with self.budget_lock:
+                n = int(min(10, self.move_left.value, self.seen_left.value))
+                if n <= 0:
+                    return 0
+                self.move_left.value -= n
+                self.seen_left.value -= n
+                return n
+        except InterruptedError:  # stopping, and the budget's lock is lost with its holder
+            return 0
 
-    def give_back(self, moves: int, seen: int) -> None:
-        if moves or seen:
+    def give_back(self, moves: int, seen: int, looked_at: int = 0) -> None:
+        """Return unused budget; also counts progress for the parent's bar (processes)."""
+        if not (moves or seen or (looked_at and self.looked_at is not None)):
+            return
+        try:
             with self.budget_lock:
                 self.move_left.value += moves
                 self.seen_left.value += seen
+                if self.looked_at is not None:
+                    self.looked_at.value += looked_at
+        except InterruptedError:  # stopping: the budget no longer matters
+            pass
 
     def _call(self, fn, **kwargs):
         """One API call with our own retry on throttling/5xx after botocore's retries gave up."""
@@ -635,12 +688,9 @@ class _Mover:
             for d in dups_now:
                 if d not in self.dups:
                     self.dups.append(d)
-        self.give_back(reserved - moved_now, reserved - len(new))
+        self.give_back(reserved - moved_now, reserved - len(new), len(new))
         if self.bar is not None and new:
             self.bar.update(len(new))
-        if self.looked_at is not None and new:
-            with self.looked_at.get_lock():
-                self.looked_at.value += len(new)
 
     def worker(self) -> None:
         empties = 0
@@ -915,13 +965,14 @@ def _run_processes(
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["opslib.aws.sqs_move", "opslib.aws.sqs", "boto3"])
+    stop = _SharedFlag(ctx.Value("b", 0, lock=False))
     shared = {
-        "stop": ctx.Event(),
-        "budget_lock": ctx.Lock(),
+        "stop": stop,
+        "budget_lock": _SharedLock(ctx.Lock(), stop),
         "move_left": ctx.Value("d", mover.move_left.value, lock=False),
         "seen_left": ctx.Value("d", mover.seen_left.value, lock=False),
-        "rate": (ctx.Lock(), ctx.Value("d", time.monotonic(), lock=False)),
-        "looked_at": ctx.Value("q", 0),
+        "rate": (_SharedLock(ctx.Lock(), stop), ctx.Value("d", time.monotonic(), lock=False)),
+        "looked_at": ctx.Value("q", 0, lock=False),  # under budget_lock
     }
     alive_r, alive_w = ctx.Pipe(duplex=False)  # the parent never writes: EOF = parent gone
     shared["alive"] = alive_r
@@ -954,7 +1005,9 @@ def _run_processes(
         pending = set(futures)
         while pending or any(t.is_alive() for t in own):
             if pending:
-                _, pending = wait_futures(pending, timeout=0.2)
+                done, pending = wait_futures(pending, timeout=0.2)
+                if any(f.exception() is not None for f in done):
+                    shared["stop"].set()  # a worker process failed or died: stop them all
             else:
                 own[0].join(timeout=0.2) if own[0].is_alive() else time.sleep(0.05)
             update_bar()

@@ -712,6 +712,14 @@ move_messages(sys.argv[1], sys.argv[2], sqs=aws_client("sqs"), sqs_factory=worke
 """
 
 
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
 def test_worker_processes_parent_sigkilled_then_rerun_finishes(sqs, serial, tmp_path, monkeypatch):
     """Only the parent SIGKILLed: its worker process notices, finishes its in-flight batch and
     exits; every message is in the DLQ or the destination, a copy in both only if the journal
@@ -745,6 +753,12 @@ def test_worker_processes_parent_sigkilled_then_rerun_finishes(sqs, serial, tmp_
         assert time.monotonic() - deadline < 60, "the queues keep changing after the kill"
         time.sleep(0.2)
     in_dlq, in_src, _ = last
+    workers = {r["pid"] for r in read_journal(path) if r.get("pid")} - {proc.pid}
+    for pid in workers:  # and then exits: no orphan left behind
+        deadline = time.monotonic() + 30
+        while _running(pid):
+            assert time.monotonic() < deadline, f"worker process {pid} still running"
+            time.sleep(0.2)
     open_ids = journal_open_ids(path)
     assert 0 < in_src < 300
     assert 300 <= in_dlq + in_src <= 300 + len(open_ids)  # nothing lost; extra copies journalled
