@@ -1213,6 +1213,10 @@ def move_messages(
     return result
 
 
+#: Bound on a native move task's wait; a task still running then is cancelled (nothing is lost).
+NATIVE_MOVE_TIMEOUT_S = 6 * 3600
+
+
 def native_move(
     dlq_arn: str,
     destination_arn: str = "",
@@ -1223,9 +1227,12 @@ def native_move(
     expected: int = 0,
     poll_seconds: float = 2.0,
     show_progress: bool = True,
+    timeout_s: float = NATIVE_MOVE_TIMEOUT_S,
 ) -> MoveResult:
     """Native strategy: StartMessageMoveTask, poll ListMessageMoveTasks with progress, and
-    CancelMessageMoveTask if the run is interrupted (KeyboardInterrupt is then re-raised).
+    CancelMessageMoveTask if the run is interrupted (KeyboardInterrupt is then re-raised) or
+    the task is still running after ``timeout_s`` (every wait is bounded; what the task had not
+    moved stays in the DLQ, and a re-run continues).
 
     ``destination_arn`` empty: SQS sends each message back to its original source queue.
     """
@@ -1272,6 +1279,14 @@ def native_move(
             if task.get("Status") in ("COMPLETED", "CANCELLED", "FAILED"):
                 if task.get("Status") == "FAILED":
                     errors.append(f"move task failed: {task.get('FailureReason', '')}")
+                break
+            if time.monotonic() - started > timeout_s:
+                sqs.cancel_message_move_task(TaskHandle=handle)
+                journal.write([{"event": "cancelled", "task_handle": handle, "reason": "timeout"}])
+                errors.append(
+                    f"move task still running after {timeout_s:.0f} s: cancelled; the messages it "
+                    "had not moved are still in the DLQ; run again to continue"
+                )
                 break
             time.sleep(poll_seconds)
     except KeyboardInterrupt:

@@ -887,3 +887,31 @@ def test_choice_refusals_and_empty_choice(sqs):
     with pytest.raises(BadInputError, match="re: filter"):
         S.plan_redrive(rt, sqs=sqs, sample=rs, only=["error.type == 'Timeout'"])
     assert counts(sqs, dlq) == (12, 0) and counts(sqs, sdlq) == (10, 0)
+
+
+def test_native_move_wait_is_bounded_and_cancels_without_loss(sqs, sandbox, tmp_path):
+    """A move task still running after timeout_s is cancelled: an error says so, the journal
+    records why, and every message is in the DLQ or the source (nothing lost)."""
+    from opslib.aws.sqs_move import native_move
+
+    dlq, src = make_pair(sqs, 100)
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    with FaultProxy(sandbox.aws_endpoint, move_tasks=True) as proxy:
+        result = native_move(
+            arn,
+            sqs=_proxy_client(proxy.url),
+            rate_limit_per_second=20,
+            poll_seconds=0.2,
+            timeout_s=0.5,
+            journal_path=tmp_path / "t.jsonl",
+            show_progress=False,
+        )
+        assert proxy.counts["call:CancelMessageMoveTask"] == 1
+    assert any("still running after" in e for e in result.errors)
+    journal = read_journal(tmp_path / "t.jsonl")
+    assert any(j.get("event") == "cancelled" and j.get("reason") == "timeout" for j in journal)
+    time.sleep(1)  # let the emulated task finish its current batch
+    moved = counts(sqs, src)[0]
+    assert moved < 100 and counts(sqs, dlq)[0] + moved == 100
