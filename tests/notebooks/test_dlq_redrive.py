@@ -21,6 +21,7 @@ import pytest
 
 import opslib
 from opslib.sandbox.scenarios import dlq as scenario
+from tests.unit.test_sqs import drain as drain_url
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -47,28 +48,8 @@ def counts(sqs, name: str) -> tuple[int, int]:
 
 
 def drain(sqs, name: str) -> list[dict]:
-    q, out, empty = url(sqs, name), [], 0
-    while empty < 2:
-        msgs = sqs.receive_message(
-            QueueUrl=q,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=0,
-            VisibilityTimeout=60,
-            MessageAttributeNames=["All"],
-            MessageSystemAttributeNames=["All"],
-        ).get("Messages", [])
-        if not msgs:
-            empty += 1
-            continue
-        empty = 0
-        out += msgs
-        sqs.delete_message_batch(
-            QueueUrl=q,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
-            ],
-        )
-    return out
+    """Every message of the named queue, consumed (the unit tests' helper, by queue name)."""
+    return drain_url(sqs, url(sqs, name))
 
 
 def order_index(m: dict) -> int:

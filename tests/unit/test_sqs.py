@@ -87,8 +87,11 @@ def make_pair(sqs, n: int, *, fifo: bool = False, groups: int = 3) -> tuple[str,
     return dlq, src
 
 
-def drain(sqs, url: str) -> list[dict]:
-    """Every message of a queue, in receive order, consumed (for verification only)."""
+def drain(sqs, url: str, *, visibility_timeout: int = 60) -> list[dict]:
+    """Every message of a queue, in receive order, consumed (for verification only).
+
+    Shared with tests/notebooks/test_dlq_redrive.py; the visibility timeout keeps a slow drain
+    from receiving a message twice."""
     out: list[dict] = []
     empty = 0
     while empty < 2:
@@ -96,6 +99,7 @@ def drain(sqs, url: str) -> list[dict]:
             QueueUrl=url,
             MaxNumberOfMessages=10,
             WaitTimeSeconds=0,
+            VisibilityTimeout=visibility_timeout,
             MessageAttributeNames=["All"],
             MessageSystemAttributeNames=["All"],
         ).get("Messages", [])
