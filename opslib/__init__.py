@@ -6,7 +6,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from opslib.evidence.recorder import record  # noqa: E402
+from opslib.core.recorder import record  # noqa: E402
 
 __all__ = ["__version__", "capture_evidence", "record", "run"]
 

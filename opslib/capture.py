@@ -9,7 +9,7 @@
    widget output (approval panels, choices, progress bars: only a model id on disk) with a
    static snapshot taken from the live widgets in this kernel, so the notebook and its HTML
    read the same as what the engineer saw;
-3. adds what this kernel recorded (:data:`opslib.evidence.recorder.SESSION`: approvals, applied
+3. adds what this kernel recorded (:data:`opslib.core.recorder.SESSION`: approvals, applied
    changes, results) but the saved outputs lack, e.g. records made inside a button callback;
 4. hands the notebook to :func:`opslib.evidence.bundle.write_bundle`, the platform's one bundle
    writer: redaction, HTML, record.json, attachments, manifest chained to the previous bundle.
@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from opslib.errors import EvidenceError
+from opslib.core.errors import EvidenceError
 
 #: Environment variable naming the evidence dir for interactive captures (`scripts/lab.sh` sets it).
 EVIDENCE_DIR_ENV = "OPSLIB_EVIDENCE_DIR"
@@ -231,7 +231,7 @@ def static_outputs(outputs: list[dict[str, Any]], depth: int = 0) -> list[dict[s
 
 def _records_missing(nb: dict[str, Any]) -> list[dict[str, Any]]:
     """SESSION records (approvals, changes, results) that the saved outputs do not already hold."""
-    from opslib.evidence.recorder import MIMES, SESSION, harvest
+    from opslib.core.recorder import MIMES, SESSION, harvest
 
     have = harvest(nb)
 
@@ -346,9 +346,9 @@ def capture_now(
     import nbformat
 
     from opslib import catalog
+    from opslib.core.recorder import run_dir
+    from opslib.core.runtime import interactive_user
     from opslib.evidence import bundle as bundle_mod
-    from opslib.evidence.recorder import run_dir
-    from opslib.safety import interactive_user
 
     path = Path(notebook_path) if notebook_path else find_notebook()
     if not path.is_file():
@@ -406,7 +406,7 @@ def capture_now(
 
 def _redactor():
     """This kernel's secrets: its environment and values registered at run time (register_secret)."""
-    from opslib.evidence import redact
+    from opslib.core import redact
 
     return redact.Redactor([os.environ], extra_values=getattr(redact, "_REGISTERED", ()))
 
@@ -490,7 +490,7 @@ def capture_evidence(
     """
     from IPython.display import display
 
-    from opslib.safety import is_headless
+    from opslib.core.runtime import is_headless
 
     if is_headless():
         print("Headless run: `opslib run` writes the evidence bundle; nothing to capture here.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opslib.errors import BadInputError, SecretInParameterError, UnknownRunbookError
+from opslib.core.errors import BadInputError, SecretInParameterError, UnknownRunbookError
 
 NOTEBOOKS_ENV = "OPSLIB_NOTEBOOKS"
 
@@ -261,7 +261,7 @@ def coerce(param: ParamInfo, value: Any) -> Any:
 
 def check_secret(name: str, value: Any) -> None:
     """Refuse a parameter value that carries a secret; secrets never go in parameters."""
-    from opslib.evidence.redact import find_secret
+    from opslib.core.redact import find_secret
 
     values = (
         value

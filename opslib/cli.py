@@ -18,7 +18,7 @@ import json
 import sys
 from typing import Any
 
-from opslib.errors import OpslibError
+from opslib.core.errors import OpslibError
 
 
 def _err(msg: str) -> None:

@@ -10,9 +10,24 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from opslib.errors import ClientConfigError, SecretInParameterError
+from opslib.core.errors import (
+    AccessDeniedError,
+    ClientConfigError,
+    ConflictError,
+    NotFoundError,
+    OpslibError,
+    SecretInParameterError,
+    ThrottledError,
+    UnsupportedError,
+)
+
+if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
+    from boto3 import Session
+    from botocore.client import BaseClient
 
 DEFAULT_REGION = "us-east-1"
 
@@ -76,12 +91,213 @@ def aws_config(**overrides: Any):
     return Config(**kw)
 
 
-def aws_client(service: str, *, region: str = "", session=None, **config_overrides: Any):
+def aws_client(
+    service: str, *, region: str = "", session: Session | None = None, **config_overrides: Any
+) -> BaseClient:
     """A boto3 client for ``service`` with opslib's bounded config."""
     session = session or aws_session(region=region)
     return session.client(
         service, region_name=region or session.region_name, config=aws_config(**config_overrides)
     )
+
+
+@dataclass(frozen=True)
+class AwsClientFactory:
+    """A picklable recipe for a boto3 client, for worker processes.
+
+    A boto3 client cannot cross a process boundary. Rebuilding one in a worker from the default
+    chain would silently use other credentials than the parent's (another profile, no assumed
+    role). The factory carries the parent session's resolved credentials, region and endpoint,
+    so a worker's client is the parent's client, rebuilt. Built by :func:`client_factory`.
+    Its ``repr`` never shows the keys.
+    """
+
+    service: str
+    region: str
+    endpoint_url: str | None = None
+    access_key: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
+    token: str | None = field(default=None, repr=False)
+    profile: str = ""
+    config_overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self) -> BaseClient:
+        import boto3
+
+        if self.access_key:
+            session = boto3.Session(
+                aws_access_key_id=self.access_key,
+                aws_secret_access_key=self.secret_key,
+                aws_session_token=self.token,
+                region_name=self.region,
+            )
+        else:  # no resolved credentials to carry: the same profile's chain
+            session = boto3.Session(profile_name=self.profile or None, region_name=self.region)
+        return session.client(
+            self.service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            config=aws_config(**dict(self.config_overrides)),
+        )
+
+
+def client_factory(client: BaseClient, **config_overrides: Any) -> AwsClientFactory:
+    """A picklable :class:`AwsClientFactory` that rebuilds ``client`` (same credentials, region,
+    endpoint) in another process. ``config_overrides`` are opslib's :func:`aws_config` overrides
+    for the rebuilt client."""
+    meta = client.meta
+    creds = client._request_signer._credentials  # the credentials this client signs with
+    frozen = creds.get_frozen_credentials() if creds is not None else None
+    return AwsClientFactory(
+        service=meta.service_model.service_name,
+        region=meta.region_name,
+        endpoint_url=meta.endpoint_url,
+        access_key=frozen.access_key if frozen else "",
+        secret_key=frozen.secret_key if frozen else "",
+        token=frozen.token if frozen else None,
+        config_overrides=tuple(sorted(config_overrides.items())),
+    )
+
+
+class AwsErrorKind(StrEnum):
+    """What an AWS error means for a runbook, whatever the service calls it."""
+
+    NOT_FOUND = "not-found"
+    DENIED = "denied"
+    THROTTLED = "throttled"
+    CONFLICT = "conflict"
+    UNSUPPORTED = "unsupported"
+    OTHER = "other"
+
+
+_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthFailure",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "AuthorizationError",
+    "Forbidden",
+    "403",
+}
+_THROTTLED = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "LimitExceededException",
+    "PriorRequestNotComplete",
+    "429",
+}
+_CONFLICT = {
+    "ConflictException",
+    "ResourceInUseException",
+    "ResourceInUse",
+    "InvalidDBClusterStateFault",
+    "InvalidDBInstanceStateFault",
+    "OperationAborted",
+    "ResourceConflictException",
+    "TransactionConflictException",
+    "IncorrectState",
+    "InvalidParameterCombination",
+    "DBClusterAlreadyExistsFault",
+    "DBInstanceAlreadyExists",
+    "TableAlreadyExistsException",
+    "AlreadyExists",
+    "AlreadyExistsException",
+    "QueueAlreadyExists",
+    "409",
+    "412",
+    "PreconditionFailed",
+}
+_UNSUPPORTED = {
+    "UnsupportedOperation",
+    "UnsupportedOperationException",
+    "InvalidAction",
+    "NotImplemented",
+    "UnknownOperationException",
+    "OperationNotSupported",
+    "501",
+}
+
+
+def aws_error_code(exc: BaseException) -> str:
+    """The error code of a botocore ``ClientError`` ("" for anything else); the one place it is read."""
+    resp = getattr(exc, "response", None)
+    if not isinstance(resp, dict):
+        return ""
+    code = str((resp.get("Error") or {}).get("Code", "") or "")
+    if not code:
+        status = (resp.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        code = str(status) if status else ""
+    return code
+
+
+def aws_error_kind(exc: BaseException) -> AwsErrorKind:
+    """Classify an AWS error: not found, denied, throttled, conflict, unsupported or other."""
+    code = aws_error_code(exc)
+    if not code:
+        return AwsErrorKind.OTHER
+    if code in _DENIED:
+        return AwsErrorKind.DENIED
+    if code in _THROTTLED:
+        return AwsErrorKind.THROTTLED
+    if code in _CONFLICT or code.endswith("AlreadyExists") or code.endswith("AlreadyExistsFault"):
+        return AwsErrorKind.CONFLICT
+    if code in _UNSUPPORTED:
+        return AwsErrorKind.UNSUPPORTED
+    if (
+        code in {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "ResourceNotFoundException"}
+        or code.endswith("NotFound")
+        or code.endswith("NotFoundFault")
+        or code.endswith("NotFoundException")
+        or code.startswith("NoSuch")
+        or code.endswith(".NonExistentQueue")
+    ):
+        return AwsErrorKind.NOT_FOUND
+    return AwsErrorKind.OTHER
+
+
+_KIND_ERRORS: dict[AwsErrorKind, type[OpslibError]] = {
+    AwsErrorKind.NOT_FOUND: NotFoundError,
+    AwsErrorKind.DENIED: AccessDeniedError,
+    AwsErrorKind.THROTTLED: ThrottledError,
+    AwsErrorKind.CONFLICT: ConflictError,
+    AwsErrorKind.UNSUPPORTED: UnsupportedError,
+}
+
+_NEXT = {
+    AwsErrorKind.NOT_FOUND: "check the name, the region and the account",
+    AwsErrorKind.DENIED: "ask for the IAM permission named above (or use a role that has it)",
+    AwsErrorKind.THROTTLED: "the API kept throttling after retries: wait and run again, or narrow the scope",
+    AwsErrorKind.CONFLICT: "the target's current state forbids this: look at it, then run again",
+    AwsErrorKind.UNSUPPORTED: "this endpoint does not offer the API: use another strategy or endpoint",
+}
+
+
+def translate_aws_error(exc: BaseException, what: str) -> OpslibError:
+    """An opslib error for an AWS error, naming ``what`` was attempted and what to do next.
+
+    ``raise translate_aws_error(exc, "sqs:GetQueueUrl orders-dlq") from exc``. Errors of no
+    known kind become a plain :class:`OpslibError` carrying the code and message.
+    """
+    kind = aws_error_kind(exc)
+    code = aws_error_code(exc) or type(exc).__name__
+    msg = (getattr(exc, "response", None) or {}).get("Error", {}).get("Message", "") or str(exc)
+    cls = _KIND_ERRORS.get(kind, OpslibError)
+    hint = _NEXT.get(kind, "see the error above")
+    err = cls(f"{what}: {code}: {msg}. Next: {hint}.")
+    err.aws_code = code  # type: ignore[attr-defined]
+    err.aws_kind = kind  # type: ignore[attr-defined]
+    return err
 
 
 def aws_caller_arn(*, session=None) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opslib.aws.cost import UNTAGGED, CostData, CostQuery, make_cost_data
-from opslib.errors import BadInputError, NotFoundError
+from opslib.core.errors import BadInputError, NotFoundError
 
 #: CUR 2.0 columns every analysis here reads; a CUR 2.0 data export always has them.
 REQUIRED_COLUMNS = (

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from opslib.errors import BadInputError
+from opslib.core.errors import BadInputError
 
 #: product code -> (Cost Explorer SERVICE name, share of line items, mean $ per line item,
 #: usage types, resource id prefix, number of distinct resources)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opslib.errors import OpslibError
+from opslib.core.errors import OpslibError
 
 
 @dataclass(frozen=True)

@@ -1,57 +1,29 @@
-"""Interactive (JupyterLab) pieces: approval buttons, choice widgets, progress, sandbox env.
+"""Interactive (JupyterLab) pieces: approval buttons, choice widgets, progress.
 
 The on-call engineer steps through a runbook in JupyterLab; these helpers give that path the
 same safety as a headless run. Under papermill/nbval (headless) nothing here ever waits on a
-widget: progress renders as plain text lines, choices take their preselection from the
+widget: progress (opslib.core.progress) renders as plain text lines, choices take their preselection from the
 parameters, and approvals come from the ``approved_by`` parameter (see :func:`opslib.safety.gate`).
 
 Widget callbacks print into ipywidgets ``Output`` areas, which are not cell outputs; what the
-evidence needs from them is kept in the kernel (:data:`opslib.evidence.recorder.SESSION`) and
+evidence needs from them is kept in the kernel (:data:`opslib.core.recorder.SESSION`) and
 snapshotted by :func:`opslib.capture.capture_evidence`.
 """
 
 from __future__ import annotations
 
 import html
-import os
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from opslib.errors import BadInputError, SandboxError
+from opslib.core import runtime
+from opslib.core.errors import BadInputError
+from opslib.core.plans import Approval, apply
+from opslib.core.recorder import emit_approval
+from opslib.core.runtime import interactive_user, utcnow_iso
 
 #: At most this many options are shown as a column of checkboxes; more use a scrolling list.
 CHECKBOX_LIMIT = 20
-
-
-def progress(iterable: Any = None, *, total: int | None = None, desc: str = "", unit: str = "it"):
-    """A progress bar: a notebook widget when interactive, plain text lines when headless.
-
-    Returns a tqdm object (use ``.update(n)``, ``.set_postfix(...)``, ``.close()`` or iterate).
-    Headless output is throttled (``mininterval``) so evidence stays readable.
-    """
-    from opslib.safety import is_headless
-
-    if not is_headless():
-        try:
-            from tqdm.notebook import tqdm as tqdm_nb
-
-            return tqdm_nb(iterable, total=total, desc=desc, unit=unit)
-        except ImportError:
-            pass
-    from tqdm import tqdm
-
-    return tqdm(
-        iterable,
-        total=total,
-        desc=desc,
-        unit=unit,
-        file=sys.stdout,
-        mininterval=2.0,
-        ascii=True,
-        dynamic_ncols=False,
-        ncols=80,
-    )
 
 
 def _display(obj: Any) -> None:
@@ -103,8 +75,6 @@ class ApprovalPanel:
         on_applied: Callable[[Any], Any] | None = None,
     ) -> None:
         import ipywidgets as w
-
-        from opslib.safety import interactive_user
 
         self.plan = plan
         self.change_ticket = change_ticket.strip()
@@ -162,9 +132,6 @@ class ApprovalPanel:
 
     def approve(self) -> Any:
         """What the "Approve and apply" click does: record the approval, apply, show the result."""
-        from opslib.evidence.recorder import emit_approval
-        from opslib.safety import Approval, apply, utcnow_iso
-
         if not self._close("applying"):
             return None
         self._set_status(f"Approved by <b>{html.escape(self.approver)}</b>: applying&hellip;")
@@ -210,8 +177,6 @@ class ApprovalPanel:
         """What the "Cancel" click does: nothing is applied and no approval is recorded."""
         if not self._close("cancelled"):
             return
-        from opslib.safety import utcnow_iso
-
         text = (
             f"Cancelled by {self.approver} at {utcnow_iso()}: nothing applied, no approval recorded. "
             "Re-run this cell to review the plan again."
@@ -238,13 +203,11 @@ def approval_buttons(
 
     Called by :func:`opslib.safety.gate` when ``dry_run`` is False and ``approved_by`` is empty
     in JupyterLab. Returns at once (a cell never blocks on a click). The click records an
-    :class:`opslib.safety.Approval` (approver = JupyterHub user or OS user, time, plan hash,
-    ticket, ``via="button"``), applies through :func:`opslib.safety.apply`, shows the result
+    :class:`opslib.core.plans.Approval` (approver = JupyterHub user or OS user, time, plan hash,
+    ticket, ``via="button"``), applies through :func:`opslib.core.plans.apply`, shows the result
     table and calls ``on_applied``. Headless it refuses to show buttons nobody can click.
     """
-    from opslib.safety import is_headless
-
-    if is_headless():
+    if runtime.is_headless():
         print(
             "NOT APPLIED: no approval in a headless run; set approved_by=<your name> "
             "(and dry_run=False) in the parameters."
@@ -270,7 +233,7 @@ def approval_buttons(
 
 
 def applied(plan: Any) -> Any:
-    """The :class:`~opslib.safety.ApplyResult` of the click that applied exactly ``plan``, or None.
+    """The :class:`~opslib.core.plans.ApplyResult` of the click that applied exactly ``plan``, or None.
 
     In JupyterLab :func:`opslib.safety.gate` returns None at once and the click applies later,
     so a verification cell re-run after the click reads the result here::
@@ -373,8 +336,6 @@ def choose(
     or a single value (single choice). A preselection that is not among the options raises
     :class:`BadInputError` before anything changes.
     """
-    from opslib.safety import is_headless
-
     opts = _normalise_options(options)
     values = [v for _l, v in opts]
     if multiple is None:
@@ -394,7 +355,7 @@ def choose(
         )
     # keep the options' order, drop duplicates
     pre = tuple(v for v in values if v in pre)
-    if is_headless():
+    if runtime.is_headless():
         choice = Choice(description=description, options=opts, preselected=pre, multiple=multiple)
         print(f"{choice.text()} (preselected from the parameters)")
         return choice
@@ -436,36 +397,3 @@ def choose(
     choice.widget = w.VBox([w.HTML(f"<b>{html.escape(description)}</b>{hint}"), body, current])
     _display(choice.widget)
     return choice
-
-
-# --------------------------------------------------------------------------- sandbox env
-
-#: Environment variables whose values are never printed.
-_SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
-
-
-def use_sandbox(enabled: bool = True, *, state_dir: str | None = None) -> dict[str, str]:
-    """Point this kernel at the running local sandbox (AWS API server, PostgreSQL, Kubernetes).
-
-    For a first cell in JupyterLab: sets ``os.environ`` from :func:`opslib.sandbox.env_vars` of
-    the sandbox in ``state_dir`` (default ``$OPSLIB_SANDBOX_DIR`` or ``./.sandbox``). Does nothing
-    when ``enabled`` is False, so a runbook can pass a ``use_sandbox: bool`` parameter straight
-    through. Raises :class:`SandboxError` when none is running: start it with
-    ``opslib sandbox up`` (or ``make sandbox-up``).
-    """
-    if not enabled:
-        return {}
-    from opslib import sandbox
-
-    info = sandbox.status(state_dir)
-    if info is None:
-        raise SandboxError(
-            "No sandbox is running"
-            + (f" in {state_dir}" if state_dir else "")
-            + ": start it with `opslib sandbox up` (or `make sandbox-up`), then run this cell again."
-        )
-    env = {k: str(v) for k, v in sandbox.env_vars(info).items()}
-    os.environ.update(env)
-    shown = ", ".join(f"{k}={'***' if k in _SECRET_ENV else v}" for k, v in sorted(env.items()))
-    print(f"Using the local sandbox: {shown}")
-    return env

@@ -12,7 +12,7 @@ One flow for four engines (seed 000 §3, 001 §7.2, 002, 003 §3.3):
     plan_cutover / apply_cutover            optional secret update, its own approval
     plan_drill_cleanup / apply_cleanup      drill mode: delete the drill target, gated
 
-Every refusal raises a BadInputError subclass from :mod:`opslib.errors` (exit 2) before anything
+Every refusal raises a BadInputError subclass from :mod:`opslib.core.errors` (exit 2) before anything
 is created: a restore time that is malformed, in the future or outside the restorable window;
 a target that exists; a missing source; a pg_target_dir that exists; an unknown engine.
 """
@@ -28,14 +28,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from opslib.errors import (
+from opslib.core.errors import (
     BadInputError,
     ClientConfigError,
     NotFoundError,
     OpslibError,
     PreflightError,
 )
-from opslib.safety import ApplyResult, Change, ChangeOutcome, ChangeStatus, Plan, gate
+from opslib.core.plans import ApplyResult, Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.safety import gate
 
 RUNBOOK = "pitr-restore"
 ENGINES = ("aurora", "rds", "dynamodb", "postgres")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from opslib import catalog
-from opslib.errors import BadInputError
+from opslib.core.errors import BadInputError
 
 #: Seconds between a kernel interrupt (SIGINT) and killing the kernel if it does not stop.
 KILL_GRACE_SECONDS = 5.0
@@ -74,7 +74,7 @@ class _Stop(Exception):
 
 
 def bad_input_names() -> set[str]:
-    """Class names of BadInputError and every subclass loaded (opslib.errors and domain modules)."""
+    """Class names of BadInputError and every subclass loaded (opslib.core.errors and domain modules)."""
     names: set[str] = set()
     stack: list[type] = [BadInputError]
     while stack:
@@ -333,7 +333,7 @@ def run(
     """Run a runbook headless and write its evidence bundle.
 
     ``runbook`` is a name from ``opslib list`` or a path to a notebook with a parameters cell.
-    Raises :class:`~opslib.errors.BadInputError` (exit 2, no bundle) when the runbook or a
+    Raises :class:`~opslib.core.errors.BadInputError` (exit 2, no bundle) when the runbook or a
     parameter is invalid; otherwise always returns a :class:`RunResult` whose ``bundle`` is set,
     whatever happened in the notebook. ``sandbox=True`` starts the local sandbox if needed, runs
     against it and fills parameters the caller did not give from its presets.
@@ -391,8 +391,8 @@ def _execute_in(
     evidence_dir: str | os.PathLike[str],
     timeout: float | None,
 ) -> RunResult:
+    from opslib.core.redact import Redactor, registered_secrets
     from opslib.evidence import bundle as bundle_mod
-    from opslib.evidence.redact import Redactor, registered_secrets
 
     run_id = uuid.uuid4().hex[:10]
     started = _dt.datetime.now(_dt.UTC)

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opslib.aws.cloudwatch import MetricQuery, MetricSeries, get_metrics
-from opslib.errors import BadInputError, OpslibError
-from opslib.findings import RANK, Finding, Severity, error_finding, skipped_finding
-from opslib.safety import ApplyResult, Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.errors import BadInputError, OpslibError
+from opslib.core.findings import RANK, Finding, Severity, error_finding, skipped_finding
+from opslib.core.plans import ApplyResult, Change, ChangeOutcome, ChangeStatus, Plan
 
 #: seed 001 §8.1 thresholds
 P99_CRITICAL_MS = 1000.0
@@ -712,7 +712,7 @@ class Verdict:
         return self.findings[0] if self.findings else None
 
     def to_frame(self):
-        from opslib.findings import to_frame
+        from opslib.core.findings import to_frame
 
         return to_frame(self.findings)
 

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opslib.errors import BadInputError
+from opslib.core.errors import BadInputError
 
 #: GetMetricData accepts at most this many queries per call.
 MAX_QUERIES_PER_CALL = 500

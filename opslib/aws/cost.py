@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opslib.errors import BadInputError
-from opslib.findings import Finding, Severity, skipped_finding
+from opslib.core.errors import BadInputError
+from opslib.core.findings import Finding, Severity, skipped_finding
 
 #: Cost Explorer dimensions a run may group by (plus ``TAG:<key>``).
 GROUP_BY_DIMENSIONS = ("SERVICE", "LINKED_ACCOUNT", "USAGE_TYPE", "REGION")

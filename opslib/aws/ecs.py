@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opslib.errors import BadInputError, NotFoundError
-from opslib.findings import Finding, Severity
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+from opslib.core.errors import BadInputError, NotFoundError
+from opslib.core.findings import Finding, Severity
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
 
 SOURCE = "ecs"
 #: hard ceiling for one scale-out step, whatever scale_out_by says (blast radius)

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opslib.aws.pricing import HOURS_PER_MONTH, PriceTable, price_table
-from opslib.errors import BadInputError
-from opslib.findings import Finding, Severity, error_finding
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+from opslib.core.errors import BadInputError
+from opslib.core.findings import Finding, Severity, error_finding
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
 
 #: finding kinds, in the order they are checked
 KINDS = (
@@ -672,7 +672,7 @@ def scan_idle(
 
 def parse_cleanup(cleanup: str) -> list[str]:
     """Validate the ``cleanup`` parameter (comma-separated kinds) before anything is planned."""
-    from opslib.safety import parse_csv
+    from opslib.core.plans import parse_csv
 
     kinds = parse_csv(cleanup)
     bad = [k for k in kinds if k not in CLEANABLE]
@@ -840,7 +840,7 @@ def cleanup_executor(*, session, snapshot_wait_s: int = 600) -> Callable[[Change
 
 
 def cleaned_ids(result) -> list[str]:
-    """The resource ids an :class:`opslib.safety.ApplyResult` actually cleaned up (for the evidence)."""
+    """The resource ids an :class:`opslib.core.plans.ApplyResult` actually cleaned up (for the evidence)."""
     if result is None:
         return []
     return [o.data.get("id", o.target) for o in result.outcomes if o.status is ChangeStatus.APPLIED]
@@ -848,7 +848,7 @@ def cleaned_ids(result) -> list[str]:
 
 def parse_regions(regions: str, *, default: str) -> list[str]:
     """The ``regions`` parameter: comma-separated, empty = the session's region."""
-    from opslib.safety import parse_csv, unique
+    from opslib.core.plans import parse_csv, unique
 
     out = unique(parse_csv(regions)) or [default]
     return out

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from opslib.errors import BadInputError
+from opslib.core.errors import BadInputError
 
 #: Hours in an average month (365 * 24 / 12), the convention AWS uses in its own calculators.
 HOURS_PER_MONTH = 730.0

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opslib.errors import NotFoundError
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
-from opslib.waits import poll_until
+from opslib.core.errors import NotFoundError
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.waits import poll_until
 
 AURORA = "aurora"
 RDS = "rds"

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opslib.errors import BadInputError, NotFoundError, OpslibError
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.errors import BadInputError, NotFoundError, OpslibError
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 
 ACTION_PUT = "secretsmanager:PutSecretValue"
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opslib.errors import BadInputError, NotFoundError, PreflightError
-from opslib.findings import Finding, Severity, error_finding
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.errors import BadInputError, NotFoundError, PreflightError
+from opslib.core.findings import Finding, Severity, error_finding
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 
 #: The seed's backlog thresholds (001 §5.1/5.2): visible messages.
 BACKLOG_WARN = 1_000
@@ -648,7 +648,7 @@ def error_shape(body: str) -> tuple[str, str]:
 def redact_body(body: str, limit: int = 300) -> str:
     """A body fit to show: secret-looking JSON fields and card-shaped numbers masked, then the
     shared evidence redactor, then truncated."""
-    from opslib.evidence.redact import MASK, redact_text
+    from opslib.core.redact import MASK, redact_text
 
     try:
         doc = json.loads(body)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opslib.evidence.recorder import attachment_path, emit_approval, emit_change, record
+from opslib.core.recorder import attachment_path, emit_approval, emit_change, record
 
 _LAZY = {
     "write_bundle": "opslib.evidence.bundle",
@@ -18,9 +18,9 @@ _LAZY = {
     "VerifyResult": "opslib.evidence.manifest",
     "list_runs": "opslib.evidence.collect",
     "load_results": "opslib.evidence.collect",
-    "Redactor": "opslib.evidence.redact",
-    "redact_text": "opslib.evidence.redact",
-    "register_secret": "opslib.evidence.redact",
+    "Redactor": "opslib.core.redact",
+    "redact_text": "opslib.core.redact",
+    "register_secret": "opslib.core.redact",
     "open_store": "opslib.evidence.store",
 }
 

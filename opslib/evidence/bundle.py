@@ -4,7 +4,7 @@
 ``record.json``, ``attachments/*`` and ``manifest.json`` (see DESIGN.md, "Evidence bundle").
 :func:`write_bundle` takes an executed notebook object plus run metadata and nothing about
 how it was executed, so the headless runner and interactive capture share it. Every artifact
-goes through the run's :class:`~opslib.evidence.redact.Redactor` before it is written.
+goes through the run's :class:`~opslib.core.redact.Redactor` before it is written.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opslib.evidence.recorder import harvest, to_jsonable
-from opslib.evidence.redact import Redactor
+from opslib.core.recorder import harvest, to_jsonable
+from opslib.core.redact import Redactor
 from opslib.evidence.store import Store, open_store
 
 _EXPORTER: Any = None

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from opslib.errors import EvidenceError
+from opslib.core.errors import EvidenceError
 from opslib.evidence.store import CHAIN_HEAD, Store, split_bundle_location
 
 MANIFEST = "manifest.json"

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from opslib.errors import EvidenceError
+from opslib.core.errors import EvidenceError
 
 #: File at the store root naming the latest bundle and its manifest hash (head of the chain).
 CHAIN_HEAD = ".chain-head"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass
 
-from opslib.findings import Finding, Severity
+from opslib.core.findings import Finding, Severity
 
 SOURCE = "k8s"
 

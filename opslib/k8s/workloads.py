@@ -12,9 +12,9 @@ import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from opslib.errors import BadInputError
-from opslib.findings import Finding, Severity
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+from opslib.core.errors import BadInputError
+from opslib.core.findings import Finding, Severity
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
 
 SOURCE = "k8s"
 MAX_DEPLOYMENTS = 3  # one plan never scales more deployments than this

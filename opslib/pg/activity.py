@@ -20,9 +20,9 @@ import datetime as _dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from opslib.errors import BadInputError
-from opslib.findings import Finding, Severity
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+from opslib.core.errors import BadInputError
+from opslib.core.findings import Finding, Severity
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
 
 SOURCE = "postgres"
 QUERY_TEXT_MAX = 300

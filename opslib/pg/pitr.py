@@ -11,7 +11,7 @@ source's archive (it would mix a new timeline into the production WAL history).
 PostgreSQL refuses to run as root; when opslib runs as root, the restored server runs as the
 OS user that owns the base backup (that user can read it, and the copy is given to it).
 
-Each step is a :class:`~opslib.safety.Change` so the gate shows, approves and records them
+Each step is a :class:`~opslib.core.plans.Change` so the gate shows, approves and records them
 one by one; :func:`restore` runs the same steps in one call (library path, used by the bench).
 """
 
@@ -29,9 +29,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from opslib.errors import NotFoundError, OpslibError, PreflightError
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
-from opslib.waits import poll_until
+from opslib.core.errors import NotFoundError, OpslibError, PreflightError
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.progress import ProgressFactory, default_progress, no_progress
+from opslib.core.waits import poll_until
+from opslib.pg import binaries
 
 #: the settings file the restore writes; ALTER SYSTEM owns postgresql.auto.conf, so we append
 #: to it rather than editing postgresql.conf (the last occurrence of a setting wins).
@@ -112,9 +114,7 @@ class PgRestoreResult:
 
 def find_bin_dir() -> str:
     """PostgreSQL server binaries: ``pg_config --bindir``, else PATH, else /usr/lib/postgresql/*/bin."""
-    from opslib.sandbox.postgres import find_bin_dir as _find
-
-    return str(_find())
+    return str(binaries.find_bin_dir())
 
 
 def _utc(ts: float) -> _dt.datetime:
@@ -258,9 +258,7 @@ def run_as_user(backup_owner: str) -> str:
 
 
 def _traversable_by(path: Path, user: str) -> bool:
-    from opslib.sandbox.postgres import traversable_by
-
-    return traversable_by(path, user)
+    return binaries.traversable_by(path, user)
 
 
 def check_target(target_dir: str, os_user: str) -> None:
@@ -552,7 +550,9 @@ def promoted(s: PgRestoreSpec) -> bool:
     return postmaster_status(s.target_dir) == "ready" and cluster_state(s) == "in production"
 
 
-def wait_for_promotion(s: PgRestoreSpec, *, timeout_s: float, show_progress: bool = True) -> float:
+def wait_for_promotion(
+    s: PgRestoreSpec, *, timeout_s: float, progress: ProgressFactory = default_progress
+) -> float:
     """Wait until recovery has ended and the server accepts connections; returns seconds waited.
 
     Bounded by ``timeout_s``: on timeout, RunbookTimeoutError says what exists and how to resume;
@@ -585,7 +585,7 @@ def wait_for_promotion(s: PgRestoreSpec, *, timeout_s: float, show_progress: boo
         poll_s=POLL_SECONDS,
         desc="recovery (s)",
         on_timeout=timeout_message,
-        show_progress=show_progress,
+        progress=progress,
     )
     return time.monotonic() - t0
 
@@ -613,13 +613,15 @@ def execute_change(change: Change, s: PgRestoreSpec, *, timeout_s: float) -> Cha
     )
 
 
-def restore(s: PgRestoreSpec, *, timeout_s: float, show_progress: bool = False) -> PgRestoreResult:
+def restore(
+    s: PgRestoreSpec, *, timeout_s: float, progress: ProgressFactory = no_progress
+) -> PgRestoreResult:
     """All steps in one call (library path without the gate, e.g. for benchmarks and scripts)."""
     t0 = time.monotonic()
     copy_base_backup(s)
     write_recovery_settings(s)
     pid = start_server(s)
-    wait_for_promotion(s, timeout_s=timeout_s, show_progress=show_progress)
+    wait_for_promotion(s, timeout_s=timeout_s, progress=progress)
     return PgRestoreResult(
         target_dir=s.target_dir,
         port=s.port,

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from html import escape
 from typing import Any
 
-from opslib.findings import Finding, rank, to_frame
+from opslib.core.findings import Finding, rank, to_frame
 
 # Plain words, no emoji: evidence HTML is read on machines without an emoji font.
 SEVERITY_BADGE = {

@@ -10,6 +10,7 @@ See docs/sandbox.md and :mod:`opslib.sandbox.stack`.
 from __future__ import annotations
 
 from opslib.sandbox.context import ScenarioContext
+from opslib.sandbox.interactive import use_sandbox
 from opslib.sandbox.stack import (
     SandboxInfo,
     describe,
@@ -39,4 +40,5 @@ __all__ = [
     "status",
     "stop_spawned",
     "up",
+    "use_sandbox",
 ]

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from opslib import sandbox as sb
-from opslib.errors import OpslibError
+from opslib.core.errors import OpslibError
 
 
 def main(argv: list[str] | None = None) -> int:

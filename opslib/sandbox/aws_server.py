@@ -11,7 +11,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from opslib.errors import SandboxError
+from opslib.core.errors import SandboxError
 from opslib.sandbox import procs
 
 START_TIMEOUT = 30

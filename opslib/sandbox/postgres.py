@@ -8,53 +8,18 @@ the contrib module is installed so the latency runbook can rank statements.
 
 from __future__ import annotations
 
-import glob
 import os
 import pwd
-import shutil
 import subprocess
 from pathlib import Path
 
-from opslib.errors import SandboxError
+from opslib.core.errors import SandboxError
+from opslib.pg.binaries import find_bin_dir
 from opslib.sandbox import procs
 
 SUPERUSER = "opslib"
 DATABASE = "opslib"
 START_TIMEOUT = 30
-
-
-def find_bin_dir() -> Path:
-    """Server binaries: ``pg_config --bindir``, else PATH, else the highest /usr/lib/postgresql/*/bin."""
-    candidates: list[Path] = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        try:
-            out = subprocess.run(
-                [pg_config, "--bindir"], capture_output=True, text=True, timeout=10
-            )
-            candidates.append(Path(out.stdout.strip()))
-        except (OSError, subprocess.SubprocessError):
-            pass  # a broken pg_config is just one candidate less
-    initdb = shutil.which("initdb")
-    if initdb:
-        candidates.append(Path(os.path.realpath(initdb)).parent)
-
-    def version(p: str) -> float:
-        try:
-            return float(Path(p).parent.name)
-        except ValueError:
-            return 0.0
-
-    candidates += [
-        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)
-    ]
-    for cand in candidates:
-        if (cand / "initdb").exists() and (cand / "pg_ctl").exists():
-            return cand
-    raise SandboxError(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found via pg_config, PATH or "
-        "/usr/lib/postgresql/*/bin. Install them: apt-get install postgresql (or conda install postgresql)."
-    )
 
 
 def os_user() -> str:
@@ -84,23 +49,6 @@ def chown(path: Path | str, user: str) -> None:
             *(os.path.join(root, f) for f in files),
         ]:
             os.lchown(n, pw.pw_uid, pw.pw_gid)
-
-
-def traversable_by(path: Path, user: str) -> bool:
-    """Whether ``user`` can reach ``path`` (x permission on every ancestor)."""
-    pw = pwd.getpwnam(user)
-    gids = set(os.getgrouplist(user, pw.pw_gid))
-    for p in [path, *path.parents]:
-        st = p.stat()
-        if st.st_uid == pw.pw_uid:
-            bit = 0o100
-        elif st.st_gid in gids:
-            bit = 0o010
-        else:
-            bit = 0o001
-        if not st.st_mode & bit:
-            return False
-    return True
 
 
 def _run(argv: list[str], *, user: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess:

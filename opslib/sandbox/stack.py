@@ -33,7 +33,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from opslib.errors import SandboxError
+from opslib.core.errors import SandboxError
+from opslib.pg.binaries import traversable_by
 from opslib.sandbox import aws_server, postgres, procs
 
 log = logging.getLogger("opslib.sandbox")
@@ -176,7 +177,7 @@ def _cluster(state: dict) -> postgres.Cluster:
 
 
 def _choose_data_root(sd: Path, pg_user: str) -> Path:
-    if postgres.traversable_by(sd, pg_user):
+    if traversable_by(sd, pg_user):
         return sd
     root = Path(tempfile.mkdtemp(prefix="opslib-sandbox-", dir="/tmp"))
     os.chmod(root, 0o755)
@@ -446,7 +447,7 @@ def seed(
         names = [names]
     unknown = [n for n in names or () if n not in SCENARIOS]
     if unknown:
-        from opslib.errors import BadInputError
+        from opslib.core.errors import BadInputError
 
         raise BadInputError(
             f"Unknown scenario(s) {', '.join(unknown)}; known: {', '.join(SCENARIOS)}."

@@ -7,7 +7,7 @@ to end without depending on any production runbook.
 
 from __future__ import annotations
 
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 
 
 def s3_client():

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import opslib
-from opslib.errors import SecretInParameterError
+from opslib.core.errors import SecretInParameterError
 
 pytestmark = pytest.mark.timeout(600)
 

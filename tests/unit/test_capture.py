@@ -15,9 +15,9 @@ import nbformat
 import pytest
 
 from opslib import capture, interactive
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.recorder import APPROVAL_MIME, CHANGE_MIME, SESSION
 from opslib.evidence import verify
-from opslib.evidence.recorder import APPROVAL_MIME, CHANGE_MIME, SESSION
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
 
 WIDGET = capture.WIDGET_VIEW_MIME
 
@@ -98,7 +98,7 @@ def test_widget_from_an_earlier_kernel_keeps_its_text_only():
 
 def test_capture_writes_a_verified_bundle_with_the_click_approval(tmp_path, monkeypatch):
     monkeypatch.delenv("OPSLIB_HEADLESS", raising=False)
-    monkeypatch.setattr("opslib.safety.is_headless", lambda: False)
+    monkeypatch.setattr("opslib.core.runtime.is_headless", lambda: False)
     monkeypatch.setenv("JUPYTERHUB_USER", "oncall-bob")
     monkeypatch.setenv("OPSLIB_RUN_DIR", str(tmp_path / "run"))
     plan = Plan("create bucket", (Change("s3:CreateBucket", "b1", "new bucket"),))
@@ -189,7 +189,7 @@ def test_headless_capture_does_nothing(monkeypatch, capsys, tmp_path):
 
 def test_without_a_jupyter_session_it_says_what_to_pass(monkeypatch):
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
-    from opslib.errors import EvidenceError
+    from opslib.core.errors import EvidenceError
 
     with pytest.raises(EvidenceError, match="notebook_path="):
         capture.find_notebook()
@@ -219,7 +219,7 @@ def test_captured_bundle_is_redacted(tmp_path, monkeypatch):
 
 
 def test_secrets_registered_at_run_time_are_redacted(tmp_path):
-    from opslib.evidence.redact import register_secret
+    from opslib.core.redact import register_secret
 
     fetched = register_secret("fetched-db-password-9876543210")
     leak = {"output_type": "stream", "name": "stdout", "text": f"rotated to {fetched}\n"}

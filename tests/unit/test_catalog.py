@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from opslib import catalog
-from opslib.errors import BadInputError, SecretInParameterError, UnknownRunbookError
+from opslib.core.errors import BadInputError, SecretInParameterError, UnknownRunbookError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "notebooks"
 

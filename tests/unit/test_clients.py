@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from opslib import clients
-from opslib.errors import ClientConfigError, SecretInParameterError
+from opslib.core.errors import ClientConfigError, SecretInParameterError
 
 
 @pytest.mark.parametrize(

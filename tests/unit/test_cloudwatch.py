@@ -17,7 +17,7 @@ from botocore.config import Config
 from opslib.aws import cloudwatch as cwm
 from opslib.aws.cloudwatch import MetricQuery, get_metrics
 from opslib.clients import aws_client
-from opslib.errors import BadInputError
+from opslib.core.errors import BadInputError
 
 pytestmark = pytest.mark.timeout(120)
 

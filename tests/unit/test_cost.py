@@ -21,8 +21,8 @@ import pytest
 from opslib import clients
 from opslib.aws import cost
 from opslib.aws.cost import CostQuery, make_cost_data, parse_query
-from opslib.errors import BadInputError
-from opslib.findings import Severity
+from opslib.core.errors import BadInputError
+from opslib.core.findings import Severity
 
 TODAY = dt.date(2026, 11, 23)
 

@@ -11,8 +11,8 @@ from opslib.aws import cost
 from opslib.aws.cost_recommendations import recommend, recommendations_frame
 from opslib.aws.idle import IdleReport, IdleResource, NatTraffic
 from opslib.aws.pricing import DEFAULT_PRICES, PRICES_AS_OF, price_table
+from opslib.core.errors import BadInputError
 from opslib.cur import CurReport
-from opslib.errors import BadInputError
 
 TODAY = dt.date(2026, 11, 23)
 

@@ -17,9 +17,9 @@ import pytest
 
 from opslib import clients
 from opslib.aws.cost import UNTAGGED, parse_query
+from opslib.core.errors import BadInputError, NotFoundError
 from opslib.cur import SERVICE_NAMES, analyse, cost_by_tags, cur_costs, open_cur, top_resources
 from opslib.curgen import generate_cur
-from opslib.errors import BadInputError, NotFoundError
 
 START = dt.date(2026, 10, 1)
 QUERY = parse_query("2026-10-05", "2026-10-25", group_by="SERVICE")

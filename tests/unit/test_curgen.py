@@ -115,7 +115,7 @@ def test_tags_are_a_map_and_some_resources_are_untagged(small):
 
 
 def test_bad_arguments():
-    from opslib.errors import BadInputError
+    from opslib.core.errors import BadInputError
 
     with pytest.raises(BadInputError):
         generate_cur("/tmp/never", rows=0, start=START, days=1)

@@ -8,7 +8,7 @@ import pytest
 
 from opslib import clients, restore
 from opslib.aws import dynamodb as d
-from opslib.errors import NotFoundError, PreflightError
+from opslib.core.errors import NotFoundError, PreflightError
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -9,9 +9,10 @@ import pytest
 
 from opslib.aws import ecs as ecsm
 from opslib.clients import aws_client
-from opslib.errors import BadInputError, NotFoundError
-from opslib.findings import Severity
-from opslib.safety import ChangeStatus, gate
+from opslib.core.errors import BadInputError, NotFoundError
+from opslib.core.findings import Severity
+from opslib.core.plans import ChangeStatus
+from opslib.safety import gate
 
 pytestmark = pytest.mark.timeout(120)
 

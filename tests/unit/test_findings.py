@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from opslib.findings import Finding, Severity, error_finding, rank, skipped_finding, to_frame
+from opslib.core.findings import Finding, Severity, error_finding, rank, skipped_finding, to_frame
 
 
 def test_rank_puts_most_urgent_first_and_is_stable():

@@ -23,8 +23,8 @@ import pytest
 from opslib import clients
 from opslib.aws import idle
 from opslib.aws.pricing import HOURS_PER_MONTH, price_table
-from opslib.errors import BadInputError
-from opslib.findings import Severity
+from opslib.core.errors import BadInputError
+from opslib.core.findings import Severity
 from opslib.safety import gate
 
 REGION = "eu-central-1"

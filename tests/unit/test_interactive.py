@@ -15,9 +15,9 @@ import textwrap
 import pytest
 
 from opslib import interactive
-from opslib.errors import BadInputError, SandboxError
-from opslib.evidence.recorder import SESSION
-from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.errors import BadInputError
+from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
+from opslib.core.recorder import SESSION
 
 
 def _plan(n: int = 2) -> Plan:
@@ -56,7 +56,7 @@ def _fresh(monkeypatch):
 def as_interactive(monkeypatch):
     """Make is_headless() report a JupyterLab kernel (the real-kernel test below checks the real thing)."""
     monkeypatch.delenv("OPSLIB_HEADLESS", raising=False)
-    monkeypatch.setattr("opslib.safety.is_headless", lambda: False)
+    monkeypatch.setattr("opslib.core.runtime.is_headless", lambda: False)
 
 
 def test_nothing_applies_before_the_click_then_one_click_applies_once(as_interactive):
@@ -221,29 +221,13 @@ def test_choose_interactive_long_lists_and_single_choice(as_interactive):
     assert single.value == "all"
 
 
-def test_progress_headless_is_plain_text(monkeypatch, capsys):
-    monkeypatch.setenv("OPSLIB_HEADLESS", "1")
-    for _ in interactive.progress(range(3), desc="redrive", unit="msg"):
-        pass
-    out = capsys.readouterr().out
-    assert "redrive" in out and "3/3" in out
-
-
-def test_use_sandbox_off_does_nothing():
-    assert interactive.use_sandbox(False) == {}
-
-
-def test_use_sandbox_without_a_running_sandbox_says_how_to_start_it(tmp_path):
-    with pytest.raises(SandboxError, match="opslib sandbox up"):
-        interactive.use_sandbox(state_dir=str(tmp_path / "none"))
-
-
 KERNEL_CODE = textwrap.dedent(
     """
     import json
     from opslib import interactive
-    from opslib.evidence.recorder import SESSION
-    from opslib.safety import Change, ChangeOutcome, ChangeStatus, Plan, gate
+    from opslib.core.recorder import SESSION
+    from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
+    from opslib.safety import gate
     calls = []
     def ex(change):
         calls.append(change.target)

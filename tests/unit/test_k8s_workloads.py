@@ -9,10 +9,11 @@ import pytest
 from kubernetes import client
 
 from opslib.clients import k8s_api
-from opslib.findings import Severity
+from opslib.core.findings import Severity
+from opslib.core.plans import ChangeStatus
 from opslib.k8s import events as evm
 from opslib.k8s import workloads as wl
-from opslib.safety import ChangeStatus, gate
+from opslib.safety import gate
 
 pytestmark = pytest.mark.timeout(120)
 IMG = "docker-pullable://x@sha256:" + "ab" * 32

@@ -11,9 +11,9 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from opslib.cli import main
+from opslib.core.recorder import RESULT_MIME
 from opslib.evidence.bundle import write_bundle
 from opslib.evidence.manifest import MANIFEST, canonical, sha256, verify
-from opslib.evidence.recorder import RESULT_MIME
 
 
 def executed_nb(n: int = 1):

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from opslib.clients import pg_connect
-from opslib.errors import BadInputError
+from opslib.core.errors import BadInputError
+from opslib.core.plans import ChangeStatus
 from opslib.pg import activity as act
-from opslib.safety import ChangeStatus
 
 pytestmark = pytest.mark.timeout(120)
 

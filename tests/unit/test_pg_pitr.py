@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opslib.errors import NotFoundError, PreflightError, RunbookTimeoutError
+from opslib.core.errors import NotFoundError, PreflightError, RunbookTimeoutError
+from opslib.core.progress import no_progress
 from opslib.pg import pitr
 
 pytestmark = pytest.mark.timeout(180)
@@ -166,7 +167,7 @@ def test_timeout_says_what_exists_and_how_to_resume(scenario, target_dir):
         fh.write(f"restore_command = 'sleep 1 && cp {s.wal_archive}/%f %p'\n")
     pid = pitr.start_server(s)
     with pytest.raises(RunbookTimeoutError) as err:
-        pitr.wait_for_promotion(s, timeout_s=0.0, show_progress=False)
+        pitr.wait_for_promotion(s, timeout_s=0.0, progress=no_progress)
     msg = str(err.value)
     assert (
         target_dir in msg
@@ -175,5 +176,5 @@ def test_timeout_says_what_exists_and_how_to_resume(scenario, target_dir):
         and "wait_timeout_minutes" in msg
     )
     # resuming = waiting longer: the same server finishes recovery
-    pitr.wait_for_promotion(s, timeout_s=60, show_progress=False)
+    pitr.wait_for_promotion(s, timeout_s=60, progress=no_progress)
     assert pitr.postmaster_pid(target_dir) == pid

@@ -9,8 +9,8 @@ import pytest
 
 from opslib import clients, restore
 from opslib.aws import rds as r
-from opslib.errors import NotFoundError, PreflightError, RunbookTimeoutError
-from opslib.safety import ChangeStatus
+from opslib.core.errors import NotFoundError, PreflightError, RunbookTimeoutError
+from opslib.core.plans import ChangeStatus
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from opslib.evidence.recorder import attachment_path, harvest, to_jsonable
+from opslib.core.recorder import attachment_path, harvest, to_jsonable
 
 
 class Color(StrEnum):

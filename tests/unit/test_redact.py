@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opslib.evidence.redact import MASK, Redactor, find_secret, redact_text, secret_env_values
+from opslib.core.redact import MASK, Redactor, find_secret, redact_text, secret_env_values
 
 
 def red(**env: str) -> Redactor:
@@ -133,7 +133,7 @@ def test_find_secret_env_value():
 
 
 def test_register_secret_reaches_runner_and_redact_text(tmp_path, monkeypatch):
-    from opslib.evidence.redact import register_secret, registered_secrets
+    from opslib.core.redact import register_secret, registered_secrets
 
     monkeypatch.setenv("OPSLIB_RUN_DIR", str(tmp_path))
     assert register_secret("fetched-at-runtime-1") == "fetched-at-runtime-1"

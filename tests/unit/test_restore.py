@@ -12,7 +12,7 @@ import pytest
 
 from opslib import clients, restore
 from opslib.aws import secrets
-from opslib.errors import (
+from opslib.core.errors import (
     BadInputError,
     NotFoundError,
     OpslibError,

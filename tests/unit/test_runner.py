@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import opslib
-from opslib.errors import BadInputError, SecretInParameterError
+from opslib.core.errors import BadInputError, SecretInParameterError
 from opslib.evidence import load_results, verify
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "notebooks"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from opslib.errors import ApprovalError, BadInputError
-from opslib.evidence.recorder import SESSION
-from opslib.safety import (
+from opslib.core.errors import ApprovalError, BadInputError
+from opslib.core.plans import (
     Approval,
     Change,
     ChangeOutcome,
@@ -15,9 +14,10 @@ from opslib.safety import (
     apply,
     approve,
     check_limit,
-    gate,
     parse_csv,
 )
+from opslib.core.recorder import SESSION
+from opslib.safety import gate
 
 
 def _plan(n: int = 2) -> Plan:

@@ -611,7 +611,7 @@ def test_nbval_notebooks_get_the_sandbox_env_and_presets(sandbox, tmp_path):
 def test_startup_failures_say_what_and_where_the_log_is(monkeypatch, private_dir):
     import socket
 
-    from opslib.errors import SandboxError
+    from opslib.core.errors import SandboxError
     from opslib.sandbox import aws_server, postgres
 
     # a "moto" that never answers: bounded wait, then an error naming the log; process stopped

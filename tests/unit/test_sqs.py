@@ -15,9 +15,10 @@ import pytest
 
 from opslib.aws import sqs as S
 from opslib.aws.sqs_move import journal_open_ids, move_messages, worker_client_factory
-from opslib.errors import BadInputError, NotFoundError
-from opslib.findings import Severity
-from opslib.safety import ChangeStatus, gate
+from opslib.core.errors import BadInputError, NotFoundError
+from opslib.core.findings import Severity
+from opslib.core.plans import ChangeStatus
+from opslib.safety import gate
 from tests.unit.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.timeout(300)

@@ -13,9 +13,10 @@ import pytest
 
 from opslib import sandbox as sb
 from opslib import triage
-from opslib.errors import BadInputError, SecretInParameterError
-from opslib.findings import Severity
-from opslib.safety import ChangeStatus, gate
+from opslib.core.errors import BadInputError, SecretInParameterError
+from opslib.core.findings import Severity
+from opslib.core.plans import ChangeStatus
+from opslib.safety import gate
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -1,4 +1,4 @@
-"""opslib.waits.poll_until: the one bounded polling loop behind RDS, DynamoDB and PostgreSQL waits.
+"""opslib.core.waits.poll_until: the one bounded polling loop behind RDS, DynamoDB and PostgreSQL waits.
 
 Pure tests: a fake ``check`` counting its calls, small real timeouts (well under a second of
 sleeping in total), no servers.
@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from opslib.errors import RunbookTimeoutError
-from opslib.safety import HEADLESS_ENV
-from opslib.waits import poll_until
+from opslib.core.errors import RunbookTimeoutError
+from opslib.core.progress import no_progress
+from opslib.core.runtime import HEADLESS_ENV
+from opslib.core.waits import poll_until
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -44,7 +45,7 @@ def _poll(check, *, timeout_s: float, poll_s: float, on_timeout=_never):
         poll_s=poll_s,
         desc="t",
         on_timeout=on_timeout,
-        show_progress=False,
+        progress=no_progress,
     )
 
 

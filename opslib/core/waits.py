@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from opslib.errors import RunbookTimeoutError
+from opslib.core.errors import RunbookTimeoutError
+from opslib.core.progress import ProgressFactory, default_progress
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ def poll_until(
     poll_s: float,
     desc: str,
     on_timeout: Callable[[T, str], str],
-    show_progress: bool = True,
+    progress: ProgressFactory = default_progress,
 ) -> T:
     """Call ``check()`` until it reports done; return its value. Bounded by ``timeout_s``.
 
@@ -40,27 +41,22 @@ def poll_until(
     sees its target fail, e.g. a server that exited, raises its own error from ``check``).
 
     When the last check is not done and ``timeout_s`` has passed, raises
-    :class:`~opslib.errors.RunbookTimeoutError` with ``on_timeout(value, status_text)`` of that
+    :class:`~opslib.core.errors.RunbookTimeoutError` with ``on_timeout(value, status_text)`` of that
     last check as its message; it should name what exists now and how to resume. The sleep
     between checks is ``poll_s`` but never longer than the time left, so a long poll interval
     does not stretch the wait past its bound, and a final check happens right at the bound.
 
-    Progress goes through :func:`opslib.interactive.progress` (a widget in JupyterLab, plain
-    throttled lines headless), counting whole elapsed seconds against ``timeout_s``;
-    ``show_progress=False`` shows none (library paths such as benchmarks).
+    Progress goes through the injected ``progress`` factory (default: a widget in JupyterLab,
+    plain throttled lines headless), counting whole elapsed seconds against ``timeout_s``;
+    pass :func:`opslib.core.progress.no_progress` to show none (benchmarks, library use).
     """
-    bar = None
-    if show_progress:
-        from opslib.interactive import progress
-
-        bar = progress(total=int(timeout_s), desc=desc, unit="s")
+    bar = progress(total=int(timeout_s), desc=desc, unit="s")
     t0 = time.monotonic()
     shown = 0
     try:
         while True:
             done, value, status = check()
-            if bar is not None:
-                bar.set_postfix_str(status)
+            bar.set_postfix_str(status)
             if done:
                 return value
             elapsed = time.monotonic() - t0
@@ -68,9 +64,8 @@ def poll_until(
                 raise RunbookTimeoutError(on_timeout(value, status))
             time.sleep(min(poll_s, max(0.0, timeout_s - elapsed)))
             now = int(time.monotonic() - t0)
-            if bar is not None and now > shown:
+            if now > shown:
                 bar.update(now - shown)
                 shown = now
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()

@@ -2,7 +2,7 @@
 
 Every error says what went wrong and what to do next, because the reader is an on-call
 engineer in the middle of an incident. Errors per region/queue/namespace are collected into
-results as findings (see :mod:`opslib.findings`), not raised, so the rest of a runbook goes on.
+results as findings (see :mod:`opslib.core.findings`), not raised, so the rest of a runbook goes on.
 """
 
 from __future__ import annotations
@@ -54,3 +54,19 @@ class EvidenceError(OpslibError):
 
 class RunbookTimeoutError(OpslibError):
     """Raised when a run or a bounded wait exceeds its time limit; the message says what exists now."""
+
+
+class AccessDeniedError(OpslibError):
+    """Raised when an API refuses the caller (IAM, SCP, RBAC); the message names the permission to ask for."""
+
+
+class ThrottledError(OpslibError):
+    """Raised when an API keeps throttling after the client's own retries; try later or slow down."""
+
+
+class ConflictError(OpslibError):
+    """Raised when the target is in a state that forbids the call (in use, being modified, exists)."""
+
+
+class UnsupportedError(OpslibError):
+    """Raised when an endpoint does not offer an API (an emulator, a partition, an old engine)."""
