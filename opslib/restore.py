@@ -34,6 +34,7 @@ from opslib.core.errors import (
     NotFoundError,
     OpslibError,
     PreflightError,
+    RestoreFailedError,
 )
 from opslib.core.plans import ApplyResult, Change, ChangeOutcome, ChangeStatus, Plan
 from opslib.safety import gate
@@ -41,10 +42,6 @@ from opslib.safety import gate
 RUNBOOK = "pitr-restore"
 ENGINES = ("aurora", "rds", "dynamodb", "postgres")
 MAX_TABLES = 500
-
-
-class RestoreFailedError(OpslibError):
-    """Raised when an approved restore step failed; the message says which, why, and what exists now."""
 
 
 class Engine(StrEnum):

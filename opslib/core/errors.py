@@ -70,3 +70,11 @@ class ConflictError(OpslibError):
 
 class UnsupportedError(OpslibError):
     """Raised when an endpoint does not offer an API (an emulator, a partition, an old engine)."""
+
+
+class RestoreFailedError(OpslibError):
+    """Raised when an approved restore step failed; the message says which, why, and what exists now."""
+
+
+class PitrRecoveryError(OpslibError):
+    """Raised when a restored PostgreSQL server stops or fails during recovery; the message carries its log tail."""

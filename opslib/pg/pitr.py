@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from opslib.core.errors import NotFoundError, OpslibError, PreflightError
+from opslib.core.errors import NotFoundError, OpslibError, PitrRecoveryError, PreflightError
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 from opslib.core.progress import ProgressFactory, default_progress, no_progress
 from opslib.core.waits import poll_until
@@ -47,10 +47,6 @@ ACTION_START = "pg:ctl-start"
 ACTION_PROMOTE = "pg:wait-for-promotion"
 
 _WAL_SEGMENT = re.compile(r"^[0-9A-F]{24}$")
-
-
-class PitrRecoveryError(OpslibError):
-    """Raised when the restored server stops or fails during recovery; the message carries its log tail."""
 
 
 @dataclass(frozen=True)

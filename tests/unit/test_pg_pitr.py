@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from opslib.core.errors import NotFoundError, PreflightError, RunbookTimeoutError
+from opslib.core.errors import NotFoundError, PitrRecoveryError, PreflightError, RunbookTimeoutError
 from opslib.core.progress import no_progress
 from opslib.pg import pitr
 
@@ -142,7 +142,7 @@ def test_missing_wal_segment_fails_with_log_and_leaves_no_server(scenario, targe
             target_dir=target_dir,
             restore_time=restore_time(scenario),
         )
-        with pytest.raises(pitr.PitrRecoveryError) as err:
+        with pytest.raises(PitrRecoveryError) as err:
             pitr.restore(s, timeout_s=60)
         msg = str(err.value)
         assert "stopped during recovery" in msg and target_dir in msg
