@@ -123,7 +123,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox, run every runbook headless on it, print the bundles."""
-    from opslib.demo import run_demo
+    from opslib.sandbox.demo import run_demo
     from opslib.evidence.collect import format_table
 
     rows = run_demo(evidence_dir=args.evidence_dir, timeout=args.timeout)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opslib.demo import DemoRow, DemoRun, scenario_demo_runs
+from opslib.sandbox.demo import DemoRow, DemoRun, scenario_demo_runs
 
 
 def test_pitr_scenario_offers_approved_restores_to_new_targets(sandbox):

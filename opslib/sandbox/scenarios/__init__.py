@@ -8,7 +8,7 @@ A scenario module defines::
         '''(Re)create this scenario's resources; idempotent: running it again resets them.
         Returns presets: {runbook name: {parameter: value}} pointing at what it seeded.'''
 
-Optionally, ``demo_runs(presets) -> list[opslib.demo.DemoRun]`` offers approved runs that
+Optionally, ``demo_runs(presets) -> list[opslib.sandbox.demo.DemoRun]`` offers approved runs that
 ``opslib demo`` performs after the dry runs (complete parameters; they act on the sandbox only).
 
 The sandbox calls every scenario's ``seed`` on ``opslib sandbox up`` and again on

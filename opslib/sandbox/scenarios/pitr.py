@@ -272,7 +272,7 @@ def seed(ctx) -> dict[str, dict]:
 def demo_runs(presets: dict[str, dict]) -> list:
     """Approved restores for ``opslib demo``: PostgreSQL to just before the DELETE, Aurora and
     DynamoDB to new targets. Safe to apply: they act on the local sandbox only."""
-    from opslib.demo import DemoRun
+    from opslib.sandbox.demo import DemoRun
 
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d%H%M%S")
     approval = {"dry_run": False, "approved_by": "opslib-demo", "change_ticket": "DEMO"}
