@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from opslib.core.recorder import record  # noqa: E402
+from opslib.core.recorder import record
+from opslib.core.version import __version__
 
 __all__ = ["__version__", "capture_evidence", "record", "run"]
 
@@ -15,7 +14,7 @@ def __getattr__(name: str) -> Any:
     # Lazy: every notebook kernel imports opslib, and the runner (papermill, nbclient) is
     # heavy; only code that actually runs runbooks should pay for it.
     if name == "run":
-        from opslib.runner import run
+        from opslib.api import run
 
         return run
     if name == "capture_evidence":  # interactive sessions only (opslib/capture.py)

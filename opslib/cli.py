@@ -58,7 +58,7 @@ def _run_summary(result: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from opslib.runner import run
+    from opslib.api import run
 
     params = {name: value for name, value in (args.param or [])}
     try:
@@ -123,8 +123,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox, run every runbook headless on it, print the bundles."""
-    from opslib.sandbox.demo import run_demo
     from opslib.evidence.collect import format_table
+    from opslib.sandbox.demo import run_demo
 
     rows = run_demo(evidence_dir=args.evidence_dir, timeout=args.timeout)
     if not rows:

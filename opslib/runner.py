@@ -24,8 +24,9 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,23 @@ FALLBACK_EVIDENCE_DIR = "evidence"
 #: papermill saves the running notebook at least this often during a long cell.
 AUTOSAVE_SECONDS = 10
 
+
+class RunStatus(StrEnum):
+    """How a run ended (``record.json`` ``status``); each maps to one exit code."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUSED = "refused"
+    INTERRUPTED = "interrupted"
+    TIMEOUT = "timeout"
+
+
 SUCCEEDED, FAILED, REFUSED, INTERRUPTED, TIMEOUT = (
-    "succeeded",
-    "failed",
-    "refused",
-    "interrupted",
-    "timeout",
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.REFUSED,
+    RunStatus.INTERRUPTED,
+    RunStatus.TIMEOUT,
 )
 EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, INTERRUPTED: 1, TIMEOUT: 1, REFUSED: 2}
 
@@ -53,7 +65,7 @@ EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, INTERRUPTED: 1, TIMEOUT: 1, REFUSED: 2}
 class RunResult:
     """What a run produced: status, process exit code, bundle location and its record."""
 
-    status: str
+    status: RunStatus
     exit_code: int
     bundle: str | None
     record: dict[str, Any] | None = field(default=None, repr=False)
@@ -294,14 +306,17 @@ def _load_param_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def prepare(
     runbook: str | os.PathLike[str],
-    parameters: dict[str, Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
     *,
-    sandbox: bool = False,
     param_file: str | os.PathLike[str] | None = None,
-) -> tuple[catalog.RunbookInfo, dict[str, Any], dict[str, str]]:
+    defaults: Mapping[str, Any] | None = None,
+) -> tuple[catalog.RunbookInfo, dict[str, Any]]:
     """Resolve and validate everything a run needs; raises BadInputError before any kernel.
 
-    Returns (runbook info, coerced parameters, extra environment for the kernel).
+    ``defaults`` fill parameters that neither ``parameters`` nor ``param_file`` gave (the
+    sandbox's presets, a scheduler's standing values); names the notebook does not declare are
+    ignored there, since one set of defaults may serve several versions of a runbook. Returns
+    (runbook info, coerced parameters).
     """
     info = catalog.resolve(runbook)
     given: dict[str, Any] = {}
@@ -309,53 +324,55 @@ def prepare(
         given.update(_load_param_file(param_file))
     given.update(parameters or {})
     params = catalog.validate(info, given)
-    env: dict[str, str] = {}
-    if sandbox:
-        from opslib import sandbox as sb
-
-        sinfo = sb.up()
-        env.update(sb.env_vars(sinfo))
-        presets = sb.presets(info.name) or {}
-        fill = {k: v for k, v in presets.items() if k not in params and info.param(k) is not None}
-        params.update(catalog.validate(info, fill))
-    return info, params, env
+    fill = {
+        k: v for k, v in (defaults or {}).items() if k not in params and info.param(k) is not None
+    }
+    params.update(catalog.validate(info, fill))
+    return info, params
 
 
 def run(
     runbook: str | os.PathLike[str],
-    parameters: dict[str, Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
     *,
     evidence_dir: str | os.PathLike[str] = "evidence",
-    sandbox: bool = False,
     timeout: float | None = None,
     param_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a runbook headless and write its evidence bundle.
 
     ``runbook`` is a name from ``opslib list`` or a path to a notebook with a parameters cell.
     Raises :class:`~opslib.core.errors.BadInputError` (exit 2, no bundle) when the runbook or a
     parameter is invalid; otherwise always returns a :class:`RunResult` whose ``bundle`` is set,
-    whatever happened in the notebook. ``sandbox=True`` starts the local sandbox if needed, runs
-    against it and fills parameters the caller did not give from its presets.
+    whatever happened in the notebook. ``env`` is added to the kernel's environment (and to
+    this process's while the run lasts, so the evidence store and operator lookup see it);
+    ``defaults`` fill the parameters not given (see :func:`prepare`). The sandbox is composed
+    in by the caller (``opslib.run(..., sandbox=True)``, ``opslib run --sandbox``), never here.
     """
     control = _Control()
     phase = {"name": "prepare"}
     with _signals(control, phase):
         try:
-            info, params, sandbox_env = prepare(
-                runbook, parameters, sandbox=sandbox, param_file=param_file
-            )
+            info, params = prepare(runbook, parameters, param_file=param_file, defaults=defaults)
         except _Stop as exc:  # stopped before anything ran: nothing to record
             raise KeyboardInterrupt(str(exc)) from exc
         return _execute(
-            info, params, sandbox_env, control, phase, evidence_dir=evidence_dir, timeout=timeout
+            info,
+            params,
+            dict(env or {}),
+            control,
+            phase,
+            evidence_dir=evidence_dir,
+            timeout=timeout,
         )
 
 
 def _execute(
     info: catalog.RunbookInfo,
     params: dict[str, Any],
-    sandbox_env: dict[str, str],
+    run_env: dict[str, str],
     control: _Control,
     phase: dict[str, str],
     *,
@@ -370,7 +387,7 @@ def _execute(
             staging,
             info,
             params,
-            sandbox_env,
+            run_env,
             control,
             phase,
             evidence_dir=evidence_dir,
@@ -384,7 +401,7 @@ def _execute_in(
     staging: Path,
     info: catalog.RunbookInfo,
     params: dict[str, Any],
-    sandbox_env: dict[str, str],
+    run_env: dict[str, str],
     control: _Control,
     phase: dict[str, str],
     *,
@@ -399,7 +416,7 @@ def _execute_in(
     out_path = staging / f"{info.name}.ipynb"
     kernel_env = {
         **os.environ,
-        **sandbox_env,
+        **run_env,
         "OPSLIB_HEADLESS": "1",
         "OPSLIB_RUN_DIR": str(staging),
         "OPSLIB_RUNBOOK": info.name,
@@ -415,7 +432,7 @@ def _execute_in(
     status, error, nb = SUCCEEDED, None, None
     km = None
     warm: threading.Thread | None = None
-    with _scoped_environ(sandbox_env):
+    with _scoped_environ(run_env):
         looker = threading.Thread(target=lookup, name="opslib-operator", daemon=True)
         looker.start()
         try:
@@ -465,7 +482,7 @@ def _execute_in(
             if km is not None:
                 _shutdown(km)
         if control.reason:
-            status = control.reason
+            status = RunStatus(control.reason)
             error = {
                 "ename": "Interrupted" if status == INTERRUPTED else "Timeout",
                 "evalue": control.detail,
@@ -502,7 +519,7 @@ def _execute_in(
         extra = {
             "exit_code": EXIT_CODES[status],
             "parameters_given": sorted(params),
-            "sandbox": bool(sandbox_env),
+            "sandbox": "OPSLIB_SANDBOX_DIR" in run_env,  # a run composed with the sandbox
         }
         try:
             written = write(evidence_dir=evidence_dir, extra=extra)

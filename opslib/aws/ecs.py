@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opslib.core import executors
 from opslib.core.errors import BadInputError, NotFoundError
 from opslib.core.findings import Finding, Severity
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+
+#: the action of the changes this module plans and performs (see opslib.core.executors)
+SCALE_ACTION = "ecs:UpdateService"
 
 SOURCE = "ecs"
 #: hard ceiling for one scale-out step, whatever scale_out_by says (blast radius)
@@ -146,7 +150,7 @@ def service_health(*, ecs, cluster: str, service: str, max_stopped: int = 20) ->
 
 
 def findings(h: ServiceHealth) -> list[Finding]:
-    """Running vs desired and stop reasons, with the seeds' next actions."""
+    """Running vs desired and stop reasons, with the procedures' next actions."""
     out: list[Finding] = []
     name = f"{h.cluster}/{h.service}"
     if h.missing:
@@ -207,7 +211,7 @@ def plan_scale(h: ServiceHealth, *, scale_out_by: int, max_scale_out: int = MAX_
         title=f"Scale ECS {h.cluster}/{h.service}",
         changes=(
             Change(
-                action="ecs:UpdateService",
+                action=SCALE_ACTION,
                 target=f"{h.cluster}/{h.service}",
                 effect=f"desiredCount {h.desired} -> {target}",
                 params={
@@ -227,6 +231,7 @@ def plan_scale(h: ServiceHealth, *, scale_out_by: int, max_scale_out: int = MAX_
     )
 
 
+@executors.register(SCALE_ACTION)
 def scale(change: Change, *, ecs) -> ChangeOutcome:
     """Apply one planned UpdateService, only if desiredCount is still what the plan saw."""
     p = change.params

@@ -78,3 +78,7 @@ class RestoreFailedError(OpslibError):
 
 class PitrRecoveryError(OpslibError):
     """Raised when a restored PostgreSQL server stops or fails during recovery; the message carries its log tail."""
+
+
+class MissingExtraError(BadInputError):
+    """Raised when a feature needs an optional extra that is not installed; the message names the install command."""

@@ -29,7 +29,7 @@ RANK = {
 
 @dataclass(frozen=True)
 class Finding:
-    """One observation with the evidence behind it and the next action the seeds prescribe."""
+    """One observation with the evidence behind it and the next action the procedures prescribe."""
 
     severity: Severity
     title: str

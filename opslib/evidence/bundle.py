@@ -22,6 +22,7 @@ from typing import Any
 
 from opslib.core.recorder import harvest, to_jsonable
 from opslib.core.redact import Redactor
+from opslib.core.version import __version__
 from opslib.evidence.store import Store, open_store
 
 _EXPORTER: Any = None
@@ -232,8 +233,6 @@ def write_bundle(
     its outputs and also stored in ``metadata.opslib``. ``attachments_dir`` files are copied
     (redacted) under ``attachments/``. Returns the :class:`Bundle` with its location.
     """
-    import opslib
-
     store = evidence_dir if isinstance(evidence_dir, Store) else open_store(evidence_dir)
     red = redactor or Redactor()
     bundle = f"{runbook}/{utc_stamp(started)}_{run_id}"
@@ -272,7 +271,7 @@ def write_bundle(
         "status": status,
         "error": error,
         "operator": operator or {"os_user": os_user(), "aws_caller_arn": ""},
-        "opslib_version": opslib.__version__,
+        "opslib_version": __version__,
         "notebooks_commit": (git or {}).get("commit", ""),
         "notebook_modified_since_commit": (git or {}).get("dirty"),
         "approvals": harvested["approvals"],

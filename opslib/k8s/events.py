@@ -1,4 +1,4 @@
-"""Recent Kubernetes Warning events (seed 001 §3.1: ``kubectl get events --sort-by=.lastTimestamp``).
+"""Recent Kubernetes Warning events (the quick health check: ``kubectl get events --sort-by=.lastTimestamp``).
 
 Events explain what the pod table only hints at: BackOff, OOMKilling, failed probes, failed
 scheduling. Only ``type=Warning`` within the window is kept, newest first.

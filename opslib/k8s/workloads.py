@@ -1,7 +1,7 @@
 """Kubernetes workload health (restarts, OOMKilled, CrashLoopBackOff, not ready) and scale-out.
 
-Seed 001 §3.1: ``kubectl get pods -n fintech-banking -o wide`` then the recent events; §2.1
-scales a deployment. Here the pods are read through the official client and summarised as
+The quick health check: ``kubectl get pods -n <namespace> -o wide`` then the recent events; manual
+horizontal scaling scales a deployment. Here the pods are read through the official client and summarised as
 typed rows; the scale goes through the ``scale`` subresource (a merge patch of
 ``spec.replicas``), planned first and applied only through ``opslib.safety.gate``.
 """
@@ -12,9 +12,13 @@ import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opslib.core import executors
 from opslib.core.errors import BadInputError
 from opslib.core.findings import Finding, Severity
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+
+#: the action of the changes this module plans and performs (see opslib.core.executors)
+SCALE_ACTION = "k8s:patch deployments/scale"
 
 SOURCE = "k8s"
 MAX_DEPLOYMENTS = 3  # one plan never scales more deployments than this
@@ -149,7 +153,7 @@ def restarting(pods: tuple[PodHealth, ...]) -> list[str]:
 
 
 def findings(pods: tuple[PodHealth, ...], *, namespace: str, selector: str = "") -> list[Finding]:
-    """Restarting / OOMKilled / crash-looping / not-ready pods, with the seeds' next actions."""
+    """Restarting / OOMKilled / crash-looping / not-ready pods, with the procedures' next actions."""
     where = f"{namespace}" + (f" ({selector})" if selector else "")
     if not pods:
         return [
@@ -246,7 +250,7 @@ def plan_scale(
     check_limit("max_deployments", len(deps), max_deployments)
     changes = tuple(
         Change(
-            action="k8s:patch deployments/scale",
+            action=SCALE_ACTION,
             target=f"{d.namespace}/{d.name}",
             effect=f"replicas {d.replicas} -> {d.replicas + scale_out_by}",
             params={
@@ -265,6 +269,7 @@ def plan_scale(
     )
 
 
+@executors.register(SCALE_ACTION)
 def scale(change: Change, *, api) -> ChangeOutcome:
     """Apply one planned scale, only if replicas are still what the plan saw."""
     from kubernetes import client

@@ -1,6 +1,6 @@
 """PostgreSQL activity: long-running queries, the blocking tree, idle transactions, connections.
 
-Seeds 003 §2.1 and 001 §4.1/§4.3: during a latency incident the on-call engineer needs to see
+The high database latency procedure: during a latency incident the on-call engineer needs to see
 which session holds everyone up (the root of the ``pg_blocking_pids`` tree), which queries run
 for too long, who sits idle in a transaction, how close connections are to ``max_connections``,
 and the slowest statements (``pg_stat_statements`` when installed).
@@ -20,9 +20,13 @@ import datetime as _dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from opslib.core import executors
 from opslib.core.errors import BadInputError
 from opslib.core.findings import Finding, Severity
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+
+#: the action of the changes this module plans and performs (see opslib.core.executors)
+TERMINATE_ACTION = "pg_terminate_backend"
 
 SOURCE = "postgres"
 QUERY_TEXT_MAX = 300
@@ -30,7 +34,7 @@ STATEMENT_TIMEOUT_MS = 10_000
 LOCK_TIMEOUT_MS = 1_000
 TERMINATE_WAIT_MS = 5_000
 
-#: seed 001 §8.1: DB connections warning at 80 % of max, critical at 95 %
+#: the monitoring thresholds: DB connections warning at 80 % of max, critical at 95 %
 CONN_WARN_PCT = 80.0
 CONN_CRIT_PCT = 95.0
 
@@ -369,7 +373,7 @@ def snapshot(
 ) -> Activity:
     """Read pg_stat_activity, the blocking tree, connections and top statements in one pass.
 
-    Sessions, locks and long queries are those of the connected database (seed 001 §4.1 filters
+    Sessions, locks and long queries are those of the connected database (the procedure filters
     on ``datname``), unless ``all_databases``; connections count the whole server, because
     ``max_connections`` is server-wide.
     """
@@ -448,7 +452,7 @@ def snapshot(
 
 
 def findings(activity: Activity) -> list[Finding]:
-    """What the snapshot means, with the next action the seeds prescribe."""
+    """What the snapshot means, with the next action the procedures prescribe."""
     out: list[Finding] = []
     roots = [n for n in activity.blocking if n.root]
     for n in roots:
@@ -535,7 +539,7 @@ def findings(activity: Activity) -> list[Finding]:
                 f"PostgreSQL: slowest statement averages {s.mean_ms:.0f} ms",
                 SOURCE,
                 f"{s.calls} calls: {s.query[:120]!r}",
-                "Review its plan and indexes (seed 001 §4.3).",
+                "Review its plan and indexes.",
             )
         )
     return out
@@ -629,7 +633,7 @@ def plan_terminate(
             )
         changes.append(
             Change(
-                action="pg_terminate_backend",
+                action=TERMINATE_ACTION,
                 target=s.label,
                 effect=f"end the session and roll back its transaction; releases {n.blocks_total} waiting session(s)",
                 params={
@@ -651,6 +655,7 @@ def plan_terminate(
     )
 
 
+@executors.register(TERMINATE_ACTION)
 def terminate(change: Change, *, conn, wait_ms: int = TERMINATE_WAIT_MS) -> ChangeOutcome:
     """Perform one planned pg_terminate_backend, only if the pid is still the same session.
 

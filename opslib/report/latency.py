@@ -13,7 +13,7 @@ from opslib.report import show_findings, show_heading, show_table
 
 
 def latency_figure(picture: Any):
-    """The matplotlib Figure for a :class:`opslib.triage.LatencyPicture` (None without data)."""
+    """The matplotlib Figure for a :class:`opslib.runbooks.latency_triage.LatencyPicture` (None without data)."""
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 

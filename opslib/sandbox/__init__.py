@@ -10,6 +10,7 @@ See docs/sandbox.md and :mod:`opslib.sandbox.stack`.
 from __future__ import annotations
 
 from opslib.sandbox.context import ScenarioContext
+from opslib.sandbox.extra import EXTRA_MODULES, require_extra
 from opslib.sandbox.interactive import use_sandbox
 from opslib.sandbox.stack import (
     SandboxInfo,
@@ -27,6 +28,8 @@ from opslib.sandbox.stack import (
 )
 
 __all__ = [
+    "EXTRA_MODULES",
+    "require_extra",
     "SandboxInfo",
     "ScenarioContext",
     "describe",

@@ -11,13 +11,16 @@ running, so the demo can be run again and again.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from opslib.catalog import list_runbooks
 from opslib.core.errors import OpslibError
+from opslib.sandbox import stack as sb
+from opslib.sandbox.runs import run_on_sandbox
+from opslib.sandbox.scenarios import SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,6 @@ def _log(msg: str) -> None:
 
 def scenario_demo_runs(state_dir: str | None = None) -> list[DemoRun]:
     """The approved runs every scenario offers for the demo, given the presets it seeded."""
-    from opslib import sandbox as sb
-    from opslib.sandbox.scenarios import SCENARIOS
 
     runs: list[DemoRun] = []
     for name in SCENARIOS:
@@ -66,26 +67,24 @@ def run_demo(
     *, evidence_dir: str = "evidence", timeout: float | None = 600, state_dir: str | None = None
 ) -> list[DemoRow]:
     """Start (or re-seed) the sandbox, run every runbook and the scenarios' demo runs on it."""
-    from opslib import sandbox as sb
-    from opslib.catalog import list_runbooks
-    from opslib.runner import run
 
     _log("starting the sandbox (AWS API, PostgreSQL, Kubernetes API on 127.0.0.1)...")
     was_running = sb.status(state_dir) is not None
-    info = sb.up(state_dir)
+    sb.up(state_dir)
     if was_running:
         _log("the sandbox was already running: re-seeding the demo incident...")
         sb.seed(None, state_dir)
     rows: list[DemoRow] = []
 
-    def one(label: str, runbook: str, params: Mapping[str, Any] | None, sandbox: bool) -> None:
+    def one(label: str, runbook: str, params: Mapping[str, Any] | None, presets: bool) -> None:
         _log(f"running {label} ...")
         try:
-            result = run(
+            result = run_on_sandbox(
                 runbook,
                 dict(params or {}),
+                state_dir=state_dir,
+                use_presets=presets,
                 evidence_dir=evidence_dir,
-                sandbox=sandbox,
                 timeout=timeout,
             )
         except OpslibError as exc:  # refused before a kernel started: shown in the table
@@ -96,15 +95,6 @@ def run_demo(
     for book in list_runbooks():
         one(book.name, book.name, None, True)
     extra = scenario_demo_runs(state_dir)
-    if extra:
-        saved = dict(os.environ)
-        os.environ.update(
-            sb.env_vars(info)
-        )  # the sandbox, without presets: parameters are complete
-        try:
-            for demo in extra:
-                one(f"{demo.runbook} ({demo.label})", demo.runbook, demo.parameters, False)
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    for demo in extra:  # the sandbox, without presets: their parameters are complete
+        one(f"{demo.runbook} ({demo.label})", demo.runbook, demo.parameters, False)
     return rows

@@ -36,6 +36,7 @@ from typing import Any
 from opslib.core.errors import SandboxError
 from opslib.pg.binaries import traversable_by
 from opslib.sandbox import aws_server, postgres, procs
+from opslib.sandbox.extra import require_extra
 
 log = logging.getLogger("opslib.sandbox")
 
@@ -212,6 +213,7 @@ def up(state_dir: str | os.PathLike | None = None, *, seed: bool = True) -> Sand
     """
     sd = resolve_state_dir(state_dir)
     sd.mkdir(parents=True, exist_ok=True)
+    require_extra()
     # someone else's dir may refuse the chmod; whether PostgreSQL can reach it is checked later
     with contextlib.suppress(PermissionError):
         os.chmod(sd, 0o755)

@@ -136,7 +136,7 @@ def test_param_file_and_override(tmp_path, evidence_dir):
     with pytest.raises(BadInputError, match="Unknown parameter 'bogus'"):
         (tmp_path / "bad.yaml").write_text("bogus: 1\n")
         opslib.run(TINY, evidence_dir=evidence_dir, param_file=tmp_path / "bad.yaml")
-    info, params, _ = opslib.runner.prepare(TINY, {"label": "cli"}, param_file=pf)
+    info, params = opslib.runner.prepare(TINY, {"label": "cli"}, param_file=pf)
     assert params == {"count": 1, "label": "cli"}
 
 
