@@ -12,11 +12,13 @@ test:
 	OPSLIB_WITH_BROWSER=1 scripts/bootstrap.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(VENV)/lint-imports
 	$(VENV)/python -m pytest tests --nbval-lax notebooks $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
+	$(VENV)/lint-imports
 
 format:
 	$(VENV)/ruff check --fix .

@@ -1,6 +1,6 @@
 """ECS service health (running vs desired, recently stopped tasks) and a gated scale-out.
 
-Seed 000 "Handling High Latency Alarms": check the service for restarting tasks and, for a
+The high-latency alarm procedure: check the service for restarting tasks and, for a
 simple load spike, scale the desired count +2. The stop reasons of recent tasks tell a memory
 limit (OutOfMemoryError) from a failing health check, which changes what to do next.
 """

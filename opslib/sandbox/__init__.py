@@ -12,19 +12,13 @@ from __future__ import annotations
 from opslib.sandbox.context import ScenarioContext
 from opslib.sandbox.extra import EXTRA_MODULES, require_extra
 from opslib.sandbox.interactive import use_sandbox
-from opslib.sandbox.stack import (
+from opslib.sandbox.stack import describe, down, format_env, presets, seed, status, up
+from opslib.sandbox.state import (
     SandboxInfo,
-    describe,
-    down,
     env_vars,
-    format_env,
-    presets,
     resolve_state_dir,
-    seed,
     spawn_tracked,
-    status,
     stop_spawned,
-    up,
 )
 
 __all__ = [

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from opslib.clients import aws_config, k8s_api, pg_connect
 from opslib.sandbox import postgres
-
-if TYPE_CHECKING:
-    from opslib.sandbox.stack import SandboxInfo
+from opslib.sandbox.state import SandboxInfo, env_vars, spawn_tracked
 
 
 class ScenarioContext:
@@ -32,8 +31,6 @@ class ScenarioContext:
     def aws(self, service: str, *, region: str = ""):
         """A boto3 client on the sandbox's AWS endpoint, with the dummy credentials."""
         import boto3
-
-        from opslib.clients import aws_config
 
         session = boto3.Session(
             aws_access_key_id="testing",
@@ -58,7 +55,6 @@ class ScenarioContext:
         **kw: Any,
     ):
         """A psycopg connection to the sandbox (seeds may load data: a generous statement timeout)."""
-        from opslib.clients import pg_connect
 
         return pg_connect(
             self.pg_conninfo(dbname),
@@ -70,14 +66,11 @@ class ScenarioContext:
 
     def k8s(self):
         """A kubernetes ``ApiClient`` on the sandbox's API emulator."""
-        from opslib.clients import k8s_api
 
         return k8s_api(kubeconfig=self.info.kubeconfig)
 
     def env(self) -> dict[str, str]:
         """os.environ plus the sandbox variables (what a spawned process sees)."""
-        from opslib.sandbox.stack import env_vars
-
         return {**os.environ, **env_vars(self.info)}
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
@@ -85,8 +78,6 @@ class ScenarioContext:
 
         Its output goes to ``<state>/logs/spawn-<name>.log``. Returns the pid.
         """
-        from opslib.sandbox.stack import spawn_tracked
-
         return spawn_tracked(
             self.info.state_dir, name, [str(a) for a in argv], env={**self.env(), **(env or {})}
         )

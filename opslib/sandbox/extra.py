@@ -3,7 +3,7 @@ has no mock AWS server. Everything that starts the sandbox checks for it first."
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 
 from opslib.core.errors import MissingExtraError
 
@@ -13,9 +13,17 @@ EXTRA_MODULES = ("moto", "kmock", "jsonpatch")
 
 def require_extra() -> None:
     """Refuse (exit 2) when the ``[sandbox]`` extra is not installed, naming what to install."""
-    missing = [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
+    missing = [m for m in EXTRA_MODULES if not _importable(m)]
     if missing:
         raise MissingExtraError(
             f"The local sandbox needs the [sandbox] extra ({', '.join(missing)} not installed): "
             "pip install 'opslib[sandbox]' (or run `make demo`, which installs it)."
         )
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from opslib.core.errors import SandboxError
-from opslib.sandbox.stack import env_vars, status
+from opslib.sandbox.stack import status
+from opslib.sandbox.state import env_vars
 
 #: Environment variables whose values are never printed.
 _SECRET_ENV = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")

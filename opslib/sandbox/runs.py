@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from opslib import catalog, runner
-from opslib.sandbox.stack import env_vars, presets, up
+from opslib.sandbox.stack import presets, up
+from opslib.sandbox.state import env_vars
 
 
 def run_on_sandbox(

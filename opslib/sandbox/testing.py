@@ -20,7 +20,8 @@ import os
 import tempfile
 import threading
 
-from opslib.sandbox.stack import SandboxInfo, down, env_vars, up
+from opslib.sandbox.stack import down, up
+from opslib.sandbox.state import SandboxInfo, env_vars
 
 _lock = threading.RLock()
 _state_dir: str | None = None

@@ -462,7 +462,7 @@ class CacheCheck:
 
 
 def cache(inp: TriageInputs, metrics: Metrics) -> CacheCheck:
-    """Seed 000: "Is Redis Eviction count high? If yes, cache is thrashing. Upscale Redis cluster." """
+    """The high-latency procedure: "Is Redis Eviction count high? If yes, cache is thrashing. Upscale Redis cluster." """
     import pandas as pd
 
     if not inp.cache_cluster:

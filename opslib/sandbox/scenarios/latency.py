@@ -1,6 +1,7 @@
 """Sandbox scenario for the high-latency triage runbook: one coherent demo incident.
 
-What it seeds (seed 000 "Handling High Latency Alarms", 001 §3.1/§4.1):
+What it seeds (the high-latency alarm procedure, with the quick health check and the database
+checks beside it):
 
 - CloudWatch: an ALB whose p99 climbs past 500 ms over the last ~25 minutes with a 5xx bump
   (TargetResponseTime as Values+Counts, so endpoints that compute percentiles can; the local
