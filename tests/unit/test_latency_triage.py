@@ -1,4 +1,4 @@
-"""opslib.triage on the seeded latency incident (sandbox: moto, PostgreSQL, Kubernetes emulator).
+"""opslib.runbooks.latency_triage on the seeded latency incident (sandbox: moto, PostgreSQL, Kubernetes emulator).
 
 The scenario is reseeded before each test that reads it, and after each test that changes it,
 so every test starts from the same incident: p99 past 500 ms, RDS CPU ~92 %, Redis evictions,
@@ -12,10 +12,10 @@ import socket
 import pytest
 
 from opslib import sandbox as sb
-from opslib import triage
 from opslib.core.errors import BadInputError, SecretInParameterError
 from opslib.core.findings import Severity
 from opslib.core.plans import ChangeStatus
+from opslib.runbooks import latency_triage as triage
 from opslib.safety import gate
 
 pytestmark = pytest.mark.timeout(180)
