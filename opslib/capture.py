@@ -27,7 +27,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from opslib import catalog, interactive
+from opslib.core import redact, runtime
 from opslib.core.errors import EvidenceError
+from opslib.core.recorder import MIMES, SESSION, harvest, run_dir
+from opslib.core.runtime import interactive_user
+from opslib.evidence import bundle as bundle_mod
+from opslib.runner import bad_input_names
 
 #: Environment variable naming the evidence dir for interactive captures (`scripts/lab.sh` sets it).
 EVIDENCE_DIR_ENV = "OPSLIB_EVIDENCE_DIR"
@@ -231,8 +237,6 @@ def static_outputs(outputs: list[dict[str, Any]], depth: int = 0) -> list[dict[s
 
 def _records_missing(nb: dict[str, Any]) -> list[dict[str, Any]]:
     """SESSION records (approvals, changes, results) that the saved outputs do not already hold."""
-    from opslib.core.recorder import MIMES, SESSION, harvest
-
     have = harvest(nb)
 
     def norm(x: Any) -> Any:
@@ -345,11 +349,6 @@ def capture_now(
     """Save the open notebook, then write its evidence bundle; returns the written Bundle."""
     import nbformat
 
-    from opslib import catalog
-    from opslib.core.recorder import run_dir
-    from opslib.core.runtime import interactive_user
-    from opslib.evidence import bundle as bundle_mod
-
     path = Path(notebook_path) if notebook_path else find_notebook()
     if not path.is_file():
         raise EvidenceError(f"No notebook at {path}; pass notebook_path= to capture_evidence().")
@@ -366,8 +365,6 @@ def capture_now(
     if error is None:
         status = "succeeded"
     else:
-        from opslib.runner import bad_input_names
-
         status = "refused" if error.get("ename") in bad_input_names() else "failed"
     try:
         params = {p.name: p.default for p in catalog.read_parameters(path)}
@@ -376,7 +373,6 @@ def capture_now(
     operator = bundle_mod.operator_info()
     if os.environ.get("JUPYTERHUB_USER"):
         operator["jupyterhub_user"] = os.environ["JUPYTERHUB_USER"]
-    from opslib import interactive
 
     written = bundle_mod.write_bundle(
         nb,
@@ -406,8 +402,6 @@ def capture_now(
 
 def _redactor():
     """This kernel's secrets: its environment and values registered at run time (register_secret)."""
-    from opslib.core import redact
-
     return redact.Redactor([os.environ], extra_values=getattr(redact, "_REGISTERED", ()))
 
 
@@ -490,9 +484,7 @@ def capture_evidence(
     """
     from IPython.display import display
 
-    from opslib.core.runtime import is_headless
-
-    if is_headless():
+    if runtime.is_headless():
         print("Headless run: `opslib run` writes the evidence bundle; nothing to capture here.")
         return None
     kwargs = {

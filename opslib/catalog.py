@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from opslib.core.errors import BadInputError, SecretInParameterError, UnknownRunbookError
+from opslib.core.redact import find_secret
 
 NOTEBOOKS_ENV = "OPSLIB_NOTEBOOKS"
 
@@ -261,8 +262,6 @@ def coerce(param: ParamInfo, value: Any) -> Any:
 
 def check_secret(name: str, value: Any) -> None:
     """Refuse a parameter value that carries a secret; secrets never go in parameters."""
-    from opslib.core.redact import find_secret
-
     values = (
         value
         if isinstance(value, list | tuple)

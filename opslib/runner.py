@@ -32,6 +32,8 @@ from typing import Any
 
 from opslib import catalog
 from opslib.core.errors import BadInputError
+from opslib.core.redact import Redactor, registered_secrets
+from opslib.evidence import bundle as bundle_mod
 
 #: Seconds between a kernel interrupt (SIGINT) and killing the kernel if it does not stop.
 KILL_GRACE_SECONDS = 5.0
@@ -408,9 +410,6 @@ def _execute_in(
     evidence_dir: str | os.PathLike[str],
     timeout: float | None,
 ) -> RunResult:
-    from opslib.core.redact import Redactor, registered_secrets
-    from opslib.evidence import bundle as bundle_mod
-
     run_id = uuid.uuid4().hex[:10]
     started = _dt.datetime.now(_dt.UTC)
     out_path = staging / f"{info.name}.ipynb"

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opslib.clients import aws_caller_arn
 from opslib.core.recorder import harvest, to_jsonable
 from opslib.core.redact import Redactor
 from opslib.core.version import __version__
+from opslib.evidence.manifest import seal
 from opslib.evidence.store import Store, open_store
 
 _EXPORTER: Any = None
@@ -172,8 +174,6 @@ def operator_info(*, caller_arn: bool = True) -> dict[str, str]:
     """Who ran it: OS user and, when STS answers quickly, the AWS caller ARN."""
     info = {"os_user": os_user(), "aws_caller_arn": ""}
     if caller_arn:
-        from opslib.clients import aws_caller_arn
-
         info["aws_caller_arn"] = aws_caller_arn()
     return info
 
@@ -289,7 +289,6 @@ def write_bundle(
     files["record.json"] = (
         json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n"
     ).encode("utf-8")
-    from opslib.evidence.manifest import seal
 
     manifest = seal(store, bundle, files)
     return Bundle(store.url(bundle), record, manifest)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opslib.core.errors import EvidenceError
-from opslib.evidence.store import CHAIN_HEAD, Store, split_bundle_location
+from opslib.evidence.store import CHAIN_HEAD, Store, open_store, split_bundle_location
 
 MANIFEST = "manifest.json"
 FORMAT = "opslib-evidence/1"
@@ -160,8 +160,6 @@ def verify(location: str) -> VerifyResult:
 
     The result names the first file that does not match; the CLI exits non-zero on it.
     """
-    from opslib.evidence.store import open_store
-
     loc = str(location).rstrip("/")
     store0 = open_store(loc)
     if not store0.exists(MANIFEST) and (store0.exists(CHAIN_HEAD) or store0.list_bundles()):

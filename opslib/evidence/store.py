@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from opslib.clients import aws_client
 from opslib.core.errors import EvidenceError
 
 #: File at the store root naming the latest bundle and its manifest hash (head of the chain).
@@ -117,8 +118,6 @@ class S3Store(Store):
         self.prefix = prefix.strip("/")
         self.root = f"s3://{bucket}/{self.prefix}" if self.prefix else f"s3://{bucket}"
         if s3 is None:
-            from opslib.clients import aws_client
-
             s3 = aws_client("s3")
         self.s3 = s3
 

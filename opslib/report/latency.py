@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from opslib.report import show_findings, show_heading, show_table
+from opslib.k8s.events import events_frame
+from opslib.k8s.workloads import pods_frame
+from opslib.report import _display, show_findings, show_heading, show_table
 
 
 def latency_figure(picture: Any):
@@ -86,8 +88,6 @@ def show_latency(picture: Any) -> None:
     if fig is not None:
         import matplotlib.pyplot as plt
 
-        from opslib.report import _display
-
         _display(fig)
         plt.close(fig)
     else:
@@ -106,9 +106,6 @@ def _skips(findings) -> None:
 
 def show_services(check: Any) -> None:
     """ECS service table and stopped tasks; Kubernetes pods and Warning events."""
-    from opslib.k8s.events import events_frame
-    from opslib.k8s.workloads import pods_frame
-
     _skips(check.findings)
     if check.ecs is not None:
         show_table(check.ecs.to_frame(), title="ECS service")

@@ -32,6 +32,8 @@ import threading
 import time
 from typing import Any
 
+from opslib.core.errors import SandboxError
+
 RUNBOOKS: tuple[str, ...] = ("latency-triage",)
 
 DB_NAME = "accounts"
@@ -528,7 +530,6 @@ def wait_for_chain(ctx, *, timeout: float = CHAIN_WAIT_S) -> dict:
             if len(holders) == 1 and len(waiting) == WAITERS:
                 return last
             time.sleep(0.2)
-    from opslib.core.errors import SandboxError
 
     raise SandboxError(
         f"The latency blocking chain did not appear within {timeout:.0f}s (saw {last}); see "
