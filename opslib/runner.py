@@ -26,7 +26,6 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from opslib import catalog
 from opslib.core.errors import BadInputError
 from opslib.core.redact import Redactor, registered_secrets
 from opslib.evidence import bundle as bundle_mod
+from opslib.evidence.record import EXIT_CODES, RunRecord, RunStatus
 
 #: Seconds between a kernel interrupt (SIGINT) and killing the kernel if it does not stop.
 KILL_GRACE_SECONDS = 5.0
@@ -43,16 +43,6 @@ FALLBACK_EVIDENCE_DIR = "evidence"
 AUTOSAVE_SECONDS = 10
 
 
-class RunStatus(StrEnum):
-    """How a run ended (``record.json`` ``status``); each maps to one exit code."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    REFUSED = "refused"
-    INTERRUPTED = "interrupted"
-    TIMEOUT = "timeout"
-
-
 SUCCEEDED, FAILED, REFUSED, INTERRUPTED, TIMEOUT = (
     RunStatus.SUCCEEDED,
     RunStatus.FAILED,
@@ -60,7 +50,6 @@ SUCCEEDED, FAILED, REFUSED, INTERRUPTED, TIMEOUT = (
     RunStatus.INTERRUPTED,
     RunStatus.TIMEOUT,
 )
-EXIT_CODES = {SUCCEEDED: 0, FAILED: 1, INTERRUPTED: 1, TIMEOUT: 1, REFUSED: 2}
 
 
 @dataclass(frozen=True)
@@ -70,7 +59,7 @@ class RunResult:
     status: RunStatus
     exit_code: int
     bundle: str | None
-    record: dict[str, Any] | None = field(default=None, repr=False)
+    record: RunRecord | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:

@@ -22,6 +22,8 @@ _LAZY = {
     "redact_text": "opslib.core.redact",
     "register_secret": "opslib.core.redact",
     "open_store": "opslib.evidence.store",
+    "RunRecord": "opslib.evidence.record",
+    "RunStatus": "opslib.evidence.record",
 }
 
 __all__ = ["attachment_path", "emit_approval", "emit_change", "record", *_LAZY]

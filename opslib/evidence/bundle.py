@@ -25,6 +25,7 @@ from opslib.core.recorder import harvest, to_jsonable
 from opslib.core.redact import Redactor
 from opslib.core.version import __version__
 from opslib.evidence.manifest import seal
+from opslib.evidence.record import RunRecord
 from opslib.evidence.store import Store, open_store
 
 _EXPORTER: Any = None
@@ -183,7 +184,7 @@ class Bundle:
     """A written bundle: where it is and what its record says."""
 
     location: str
-    record: dict[str, Any]
+    record: RunRecord
     manifest: dict[str, Any]
 
     @property
@@ -291,4 +292,4 @@ def write_bundle(
     ).encode("utf-8")
 
     manifest = seal(store, bundle, files)
-    return Bundle(store.url(bundle), record, manifest)
+    return Bundle(store.url(bundle), RunRecord(record), manifest)
