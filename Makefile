@@ -9,7 +9,7 @@ demo:
 	$(VENV)/opslib demo
 
 test:
-	OPSLIB_WITH_BROWSER=1 scripts/bootstrap.sh
+	OPSLIB_WITH_BROWSER=1 OPSLIB_WITH_TEST_TOOLS=1 scripts/bootstrap.sh
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/lint-imports

@@ -2,6 +2,8 @@
 # Sets up everything `make demo` and `make test` need on a fresh machine, idempotently:
 #   - PostgreSQL server binaries (initdb, pg_ctl) via apt-get when missing;
 #   - Debian's Chromium for the browser tests when OPSLIB_WITH_BROWSER=1 and it is missing;
+#   - kubectl (Debian's kubernetes-client; a newer kubectl already on PATH is kept) and
+#     Alertmanager (prometheus-alertmanager) for the tests, when OPSLIB_WITH_TEST_TOOLS=1;
 #   - a venv in .venv with opslib and its dev extras installed (re-installed when pyproject changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +42,19 @@ fi
 if [ "${OPSLIB_WITH_BROWSER:-0}" = 1 ] && [ ! -x /usr/bin/chromium ]; then
   log "Chromium missing: installing Debian's chromium for the browser tests"
   apt_install chromium fonts-dejavu-core
+fi
+
+if [ "${OPSLIB_WITH_TEST_TOOLS:-0}" = 1 ]; then
+  if ! command -v kubectl >/dev/null; then
+    log "kubectl missing: installing Debian's kubernetes-client (the tests check the sandbox with it)"
+    apt_install kubernetes-client
+  fi
+  if ! command -v prometheus-alertmanager >/dev/null && ! command -v alertmanager >/dev/null; then
+    log "Alertmanager missing: installing Debian's prometheus-alertmanager for the alert tests"
+    apt_install prometheus-alertmanager
+    # the package starts a service of its own; the tests run their own Alertmanager
+    as_root service prometheus-alertmanager stop >/dev/null 2>&1 || true
+  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -1,0 +1,7 @@
+"""``python -m opslib.cli``."""
+
+import sys
+
+from opslib.cli import main
+
+sys.exit(main())
