@@ -1,7 +1,7 @@
 """CUR at scale: opslib's DuckDB path against a plain pandas baseline on 10 million line items.
 
 Generates (once; reused from ``.bench/``) a synthetic CUR 2.0 export of 10M line items with
-:mod:`opslib.curgen`, then computes the same three breakdowns with both engines: cost by service
+:mod:`opslib.sandbox.curgen`, then computes the same three breakdowns with both engines: cost by service
 (and by day and service), cost by day, and the top 20 resources by cost.
 
 - opslib: ``open_cur`` + ``cur_costs`` (day x service, from which by-service and by-day follow)
@@ -54,8 +54,8 @@ def worker_opslib(path: str, threads: int) -> dict:
     import duckdb  # noqa: F401 - imports are excluded from the timing, as for pandas
     import pandas  # noqa: F401
 
-    from opslib.aws.cost import CostQuery
-    from opslib.cur import connect, cur_costs, open_cur, top_resources
+    from opslib.aws.cost_model import CostQuery
+    from opslib.aws.cur import connect, cur_costs, open_cur, top_resources
 
     t0 = time.perf_counter()
     src = open_cur(path)
@@ -80,7 +80,7 @@ def worker_opslib(path: str, threads: int) -> dict:
 def worker_pandas(path: str, threads: int) -> dict:
     import pandas as pd
 
-    from opslib.cur import SERVICE_NAMES
+    from opslib.aws.cur import SERVICE_NAMES
 
     t0 = time.perf_counter()
     df = pd.read_parquet(path, columns=COLUMNS)
@@ -102,7 +102,7 @@ def worker_pandas(path: str, threads: int) -> dict:
 
 
 def ensure_cur(rows: int) -> Path:
-    from opslib.curgen import cur_exists, generate_cur
+    from opslib.sandbox.curgen import cur_exists, generate_cur
 
     path = BENCH_DIR / f"cur-{rows}"
     marker = BENCH_DIR / f"cur-{rows}.json"

@@ -1,15 +1,12 @@
-"""Spend over a period from Cost Explorer: tidy daily costs by one dimension, movers, anomalies, budget.
+"""Spend from Cost Explorer, and what an engineer reads from it: movers, anomalies, budget.
 
-The seeds ask for daily Cost Explorer reports, a weekly check "for unexpected spending", and
-budget alerts at 80% and 100%. This module turns one ``GetCostAndUsage`` query (every page
-followed) into a tidy frame ``date, group, cost`` and derives from it what an engineer looks at
-when the bill jumps: which groups moved week over week and period over period, which days sit
-above their trailing median by more than a threshold, and where month-to-date and a simple
-run-rate forecast stand against the monthly budget.
-
-The same :class:`CostData` shape comes out of the CUR path (:mod:`opslib.cur`), so movers,
-anomalies, budget and charts work identically on either source. One metric per run: mixing
-unblended and amortized cost in one table is how cost reviews end up comparing different things.
+The cost review procedure asks for daily Cost Explorer reports, a weekly check "for unexpected
+spending", and budget alerts at 80% and 100%. This module is the Cost Explorer source (one
+``GetCostAndUsage`` query, every page followed, into the tidy :class:`~opslib.aws.cost_model.CostData`
+frame ``date, group, cost``) and the analysis of that frame, whichever source produced it
+(Cost Explorer here, the CUR in :mod:`opslib.aws.cur`): which groups moved week over week and
+period over period, which days sit above their trailing median by more than a threshold, and
+where month-to-date and a simple run-rate forecast stand against the monthly budget.
 """
 
 from __future__ import annotations
@@ -17,205 +14,31 @@ from __future__ import annotations
 import calendar
 import datetime as _dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
+from opslib.aws.cost_model import (
+    UNTAGGED,
+    CostData,
+    CostQuery,
+    CostSourceKind,
+    Granularity,
+    make_cost_data,
+    register_source,
+)
+from opslib.clients import aws_client
 from opslib.core.errors import BadInputError
 from opslib.core.findings import Finding, Severity, skipped_finding
 
-#: Cost Explorer dimensions a run may group by (plus ``TAG:<key>``).
-GROUP_BY_DIMENSIONS = ("SERVICE", "LINKED_ACCOUNT", "USAGE_TYPE", "REGION")
-#: Cost Explorer metrics; one per run.
-METRICS = (
-    "UnblendedCost",
-    "BlendedCost",
-    "AmortizedCost",
-    "NetUnblendedCost",
-    "NetAmortizedCost",
-    "UsageQuantity",
-    "NormalizedUsageAmount",
-)
-GRANULARITIES = ("DAILY", "MONTHLY")
-DEFAULT_DAYS = 30
-UNTAGGED = "(untagged)"
-#: The seed's budget alert thresholds (002 "Cost Monitoring": 80% and 100%).
-BUDGET_THRESHOLDS = (80.0, 100.0)
-
-
-@dataclass(frozen=True)
-class CostQuery:
-    """One validated period/granularity/grouping/metric; ``end`` is exclusive, as in Cost Explorer."""
-
-    start: _dt.date
-    end: _dt.date
-    granularity: str = "DAILY"
-    group_by: str = "SERVICE"
-    metric: str = "UnblendedCost"
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days
-
-    @property
-    def tag_key(self) -> str:
-        return self.group_by[4:] if self.group_by.startswith("TAG:") else ""
-
-    @property
-    def period(self) -> str:
-        return f"{self.start.isoformat()}..{self.end.isoformat()}"
-
-    def previous(self) -> CostQuery:
-        """The period of the same length just before this one (for period-over-period movers)."""
-        return replace(self, start=self.start - (self.end - self.start), end=self.start)
-
-    def to_api(self) -> dict[str, Any]:
-        """GetCostAndUsage arguments (without NextPageToken)."""
-        if self.tag_key:
-            group = {"Type": "TAG", "Key": self.tag_key}
-        else:
-            group = {"Type": "DIMENSION", "Key": self.group_by}
-        return {
-            "TimePeriod": {"Start": self.start.isoformat(), "End": self.end.isoformat()},
-            "Granularity": self.granularity,
-            "Metrics": [self.metric],
-            "GroupBy": [group],
-        }
-
-
-def _parse_date(name: str, value: str) -> _dt.date:
-    try:
-        return _dt.date.fromisoformat(value.strip())
-    except ValueError:
-        raise BadInputError(
-            f"{name}={value!r} is not an ISO date; use YYYY-MM-DD (e.g. 2026-11-01), or leave it "
-            "empty for the default (the last 30 full days)."
-        ) from None
-
-
-def parse_query(
-    start: str = "",
-    end: str = "",
-    *,
-    granularity: str = "DAILY",
-    group_by: str = "SERVICE",
-    metric: str = "UnblendedCost",
-    today: _dt.date | None = None,
-) -> CostQuery:
-    """Validate the runbook parameters into a :class:`CostQuery`, before any API call.
-
-    Empty ``start``/``end`` mean the last 30 full days (``end`` = today, exclusive). Raises
-    :class:`BadInputError` for a malformed date, an end not after the start, an unknown
-    ``group_by``/``granularity``, or more than one metric.
-    """
-    today = today or _dt.datetime.now(_dt.UTC).date()
-    end_d = _parse_date("end", end) if end.strip() else today
-    start_d = _parse_date("start", start) if start.strip() else end_d - _dt.timedelta(DEFAULT_DAYS)
-    if end_d <= start_d:
-        raise BadInputError(
-            f"end ({end_d}) must be after start ({start_d}); end is exclusive, as in Cost Explorer: "
-            f"for one day use start={start_d} end={start_d + _dt.timedelta(1)}."
-        )
-    gran = granularity.strip().upper()
-    if gran not in GRANULARITIES:
-        raise BadInputError(
-            f"granularity={granularity!r} is not supported; use one of {', '.join(GRANULARITIES)}."
-        )
-    gb = group_by.strip()
-    if gb.upper().startswith("TAG:"):
-        key = gb[4:].strip()
-        if not key:
-            raise BadInputError(
-                "group_by='TAG:' needs a tag key, e.g. TAG:Environment or TAG:Team."
-            )
-        gb = f"TAG:{key}"
-    elif gb.upper() in GROUP_BY_DIMENSIONS:
-        gb = gb.upper()
-    else:
-        raise BadInputError(
-            f"group_by={group_by!r} is unknown; use one of {', '.join(GROUP_BY_DIMENSIONS)} or "
-            "TAG:<key> (e.g. TAG:Environment, TAG:Service, TAG:Team)."
-        )
-    m = metric.strip()
-    if "," in m or " " in m:
-        raise BadInputError(
-            f"metric={metric!r}: one metric per run (never mixed); pick one of {', '.join(METRICS)}."
-        )
-    matches = [x for x in METRICS if x.lower() == m.lower()]
-    if not matches:
-        raise BadInputError(f"metric={metric!r} is unknown; use one of {', '.join(METRICS)}.")
-    return CostQuery(start_d, end_d, gran, gb, matches[0])
-
-
-@dataclass(frozen=True)
-class CostData:
-    """Tidy costs: ``frame`` has columns date (datetime64), group (str), cost (float), one row per pair."""
-
-    query: CostQuery
-    frame: Any  # pandas.DataFrame[date, group, cost]
-    currency: str = "USD"
-    source: str = "cost-explorer"  # or "cur"
-    pages: int = 1
-    estimated: bool = False  # Cost Explorer marks recent days as estimated
-    notes: tuple[str, ...] = ()
-
-    @property
-    def total(self) -> float:
-        return float(self.frame["cost"].sum()) if len(self.frame) else 0.0
-
-    def to_frame(self):
-        return self.frame.copy()
-
-    def by_group(self):
-        """Total per group over the period, largest first, with its share of the total."""
-        import pandas as pd
-
-        if not len(self.frame):
-            return pd.DataFrame(columns=["name", "cost", "share_pct"])
-        g = self.frame.groupby("group", as_index=False)["cost"].sum()
-        g = g.rename(columns={"group": "name"}).sort_values("cost", ascending=False, kind="stable")
-        total = g["cost"].sum()
-        g["share_pct"] = (g["cost"] / total * 100).round(1) if total else 0.0
-        return g.reset_index(drop=True)
-
-    def daily(self):
-        """Wide table: one row per day (per month for MONTHLY) of the period, missing ones 0,
-        one column per group."""
-        import pandas as pd
-
-        last = self.query.end - _dt.timedelta(1)
-        if self.query.granularity == "MONTHLY":
-            days = pd.date_range(self.query.start.replace(day=1), last, freq="MS")
-        else:
-            days = pd.date_range(self.query.start, last, freq="D")
-        if not len(self.frame):
-            return pd.DataFrame(index=days)
-        wide = self.frame.pivot_table(index="date", columns="group", values="cost", aggfunc="sum")
-        wide = wide.reindex(days).fillna(0.0)
-        order = self.by_group()["name"].tolist()
-        return wide[order]
-
-    def daily_total(self):
-        return self.daily().sum(axis=1)
-
-
-def make_cost_data(query: CostQuery, rows: Iterable[tuple], **kw: Any) -> CostData:
-    """Build :class:`CostData` from (date, group, cost) rows; repeated pairs are summed."""
+if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
     import pandas as pd
+    from boto3 import Session
+    from mypy_boto3_ce.client import CostExplorerClient
 
-    frame = pd.DataFrame(list(rows), columns=["date", "group", "cost"])
-    if len(frame):
-        frame["date"] = pd.to_datetime(frame["date"])
-        frame["cost"] = frame["cost"].astype(float)
-        frame["group"] = frame["group"].astype(str)
-        frame = (
-            frame.groupby(["date", "group"], as_index=False)["cost"]
-            .sum()
-            .sort_values(["date", "cost"], ascending=[True, False], kind="stable")
-            .reset_index(drop=True)
-        )
-    else:
-        frame = frame.astype({"date": "datetime64[ns]", "group": str, "cost": float})
-    return CostData(query=query, frame=frame, **kw)
+#: The budget alert thresholds of the cost review procedure: 80% and 100%.
+BUDGET_THRESHOLDS = (80.0, 100.0)
+#: Cost Explorer is a global API served from us-east-1.
+CE_REGION = "us-east-1"
 
 
 def _group_name(query: CostQuery, keys: list[str]) -> str:
@@ -226,7 +49,9 @@ def _group_name(query: CostQuery, keys: list[str]) -> str:
     return key or "(none)"
 
 
-def get_cost_and_usage(query: CostQuery, *, ce, max_pages: int = 1000) -> CostData:
+def get_cost_and_usage(
+    query: CostQuery, *, ce: CostExplorerClient, max_pages: int = 1000
+) -> CostData:
     """Run GetCostAndUsage for ``query``, following every NextPageToken, into :class:`CostData`.
 
     Cost Explorer may split one day's groups across pages, so rows of the same (date, group)
@@ -295,11 +120,35 @@ def get_cost_and_usage(query: CostQuery, *, ce, max_pages: int = 1000) -> CostDa
         query,
         rows,
         currency=currency,
-        source="cost-explorer",
+        source=CostSourceKind.COST_EXPLORER,
         pages=pages,
         estimated=estimated,
         notes=tuple(notes),
     )
+
+
+@dataclass(frozen=True)
+class CostExplorerSource:
+    """The Cost Explorer cost source: answers each query with ``GetCostAndUsage``."""
+
+    ce: CostExplorerClient
+
+    @property
+    def source(self) -> CostSourceKind:
+        return CostSourceKind.COST_EXPLORER
+
+    @property
+    def label(self) -> str:
+        return "Cost Explorer"
+
+    def costs(self, query: CostQuery) -> CostData:
+        return get_cost_and_usage(query, ce=self.ce)
+
+
+@register_source(CostSourceKind.COST_EXPLORER)
+def open_cost_explorer(location: str = "", *, session: Session) -> CostExplorerSource:
+    """The Cost Explorer source, its client built from ``session`` (``location`` is unused)."""
+    return CostExplorerSource(aws_client("ce", region=CE_REGION, session=session))
 
 
 def top_services(data: CostData, n: int = 10) -> list[dict[str, Any]]:
@@ -308,7 +157,7 @@ def top_services(data: CostData, n: int = 10) -> list[dict[str, Any]]:
     return [{"name": r.name, "cost": round(float(r.cost), 2)} for r in g.itertuples()]
 
 
-def _movers(prev, cur, n: int):
+def _movers(prev: pd.Series, cur: pd.Series, n: int) -> pd.DataFrame:
     import pandas as pd
 
     both = pd.concat([prev.rename("previous"), cur.rename("current")], axis=1).fillna(0.0)
@@ -322,17 +171,17 @@ def _movers(prev, cur, n: int):
     return out
 
 
-def week_over_week(data: CostData, *, n: int = 10):
+def week_over_week(data: CostData, *, n: int = 10) -> pd.DataFrame:
     """Groups ranked by the absolute change between the last 7 days and the 7 days before."""
     import pandas as pd
 
     daily = data.daily()
-    if data.query.granularity != "DAILY" or len(daily) < 14:
+    if data.query.granularity is not Granularity.DAILY or len(daily) < 14:
         return pd.DataFrame(columns=["group", "previous", "current", "change", "change_pct"])
     return _movers(daily.iloc[-14:-7].sum(), daily.iloc[-7:].sum(), n)
 
 
-def period_over_period(current: CostData, previous: CostData, *, n: int = 10):
+def period_over_period(current: CostData, previous: CostData, *, n: int = 10) -> pd.DataFrame:
     """Groups ranked by the absolute change between the previous period and this one."""
     cur = current.frame.groupby("group")["cost"].sum()
     prev = previous.frame.groupby("group")["cost"].sum()
@@ -374,7 +223,7 @@ def find_anomalies(
     """
     if threshold_pct < 0:
         raise BadInputError("anomaly_threshold_pct must be >= 0 (e.g. 30 for 30%).")
-    if data.query.granularity != "DAILY" or not len(data.frame):
+    if data.query.granularity is not Granularity.DAILY or not len(data.frame):
         return []
     daily = data.daily()
     base = daily.shift(1).rolling(trailing_days, min_periods=3).median()
@@ -391,7 +240,7 @@ def find_anomalies(
     return found
 
 
-def anomalies_frame(anomalies: Iterable[Anomaly]):
+def anomalies_frame(anomalies: Iterable[Anomaly]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(
@@ -424,7 +273,7 @@ class BudgetStatus:
     message: str
     notes: tuple[str, ...] = field(default=())
 
-    def to_frame(self):
+    def to_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         return pd.DataFrame(
@@ -444,7 +293,7 @@ class BudgetStatus:
 
 
 def budget_status(data: CostData, budget_monthly: float) -> BudgetStatus:
-    """Month-to-date and forecast against ``budget_monthly`` with the seed's 80%/100% thresholds.
+    """Month-to-date and forecast against ``budget_monthly`` with the 80%/100% alert thresholds.
 
     Forecast = month-to-date + (average daily cost over the last 7 days) * days left in the
     month: simple and explainable; Cost Explorer's own forecast is better for long horizons.
@@ -463,7 +312,9 @@ def budget_status(data: CostData, budget_monthly: float) -> BudgetStatus:
             f"set start={month_start} for the full month."
         )
     mtd = float(total[total.index >= str(month_start)].sum()) if len(total) else 0.0
-    if data.query.granularity == "MONTHLY":  # no daily detail: the month so far's average day
+    if (
+        data.query.granularity is Granularity.MONTHLY
+    ):  # no daily detail: the month so far's average day
         covered = (as_of - max(month_start, data.query.start)).days + 1
         run_rate = mtd / covered if covered > 0 else 0.0
     else:
@@ -518,7 +369,9 @@ def budget_status(data: CostData, budget_monthly: float) -> BudgetStatus:
     )
 
 
-def spend_findings(data: CostData, anomalies: list[Anomaly], budget: BudgetStatus) -> list[Finding]:
+def spend_findings(
+    data: CostData, anomalies: Iterable[Anomaly], budget: BudgetStatus
+) -> list[Finding]:
     """Findings for the spend step: anomalies per group, and the budget status."""
     out: list[Finding] = []
     by_group: dict[str, list[Anomaly]] = {}
@@ -590,18 +443,3 @@ def check_numbers(
     ):
         if value < 0:
             raise BadInputError(f"{name}={value} must be >= 0.")
-
-
-def load_spend(query: CostQuery, *, ce=None, cur_source=None) -> tuple[CostData, CostData]:
-    """(this period, the previous period of the same length) from Cost Explorer or the CUR.
-
-    With ``cur_source`` (from :func:`opslib.cur.open_cur`) both come from the CUR; otherwise
-    from Cost Explorer through ``ce``.
-    """
-    if cur_source is not None:
-        from opslib.cur import cur_costs
-
-        return cur_costs(cur_source, query), cur_costs(cur_source, query.previous())
-    if ce is None:
-        raise BadInputError("load_spend needs a Cost Explorer client (ce=) or a CUR source.")
-    return get_cost_and_usage(query, ce=ce), get_cost_and_usage(query.previous(), ce=ce)

@@ -1,18 +1,28 @@
-"""The seed's cost checklist, shown item by item only where this run's data supports it.
+"""The cost reduction checklist, shown item by item only where this run's data supports it.
 
-Seed 002 lists strategies (Graviton, Fargate Spot, DynamoDB on-demand, S3 lifecycle, reserved
-capacity) and a checklist (Fargate Spot for non-production, archive old CloudWatch logs, S3
-Intelligent-Tiering, remove unused resources, right-size containers); seed 004 adds "verify NAT
-Gateway data transfer costs" and VPC endpoints. A checklist pasted into every report is noise;
-each item here appears only when the spend, the CUR or the idle scan shows the thing it is
-about, with that evidence beside it, so the reader can judge it in one line.
+The cost optimization procedure lists strategies (Graviton, Fargate Spot, DynamoDB on-demand,
+S3 lifecycle, reserved capacity) and a checklist (Fargate Spot for non-production, archive old
+CloudWatch logs, S3 Intelligent-Tiering, remove unused resources, right-size containers); the
+weekly cost review adds "verify NAT Gateway data transfer costs" and VPC endpoints. A checklist
+pasted into every report is noise; each item here appears only when the spend, the CUR or the
+idle scan shows the thing it is about, with that evidence beside it, so the reader can judge it
+in one line.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from opslib.aws.cost import Anomaly
+    from opslib.aws.cost_model import CostData
+    from opslib.aws.cur import CurReport
+    from opslib.aws.idle import IdleReport
 
 #: share of the period's spend above which a service is worth a recommendation
 MIN_SHARE_PCT = 5.0
@@ -28,14 +38,14 @@ _GRAVITON = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.", re.IGNORECASE)  # m6g., c7g
 class Recommendation:
     """One checklist item with the evidence from this run and the estimated saving (0 = unknown)."""
 
-    item: str  # the seed's wording
+    item: str  # the checklist's wording
     evidence: str
     action: str
     monthly_savings: float = 0.0
     source: str = ""  # which data supported it: spend, cur, idle
 
 
-def recommendations_frame(recs: list[Recommendation]):
+def recommendations_frame(recs: Iterable[Recommendation]) -> pd.DataFrame:
     import pandas as pd
 
     return pd.DataFrame(
@@ -53,7 +63,7 @@ def recommendations_frame(recs: list[Recommendation]):
     )
 
 
-def _service_costs(spend) -> dict[str, float]:
+def _service_costs(spend: CostData | None) -> dict[str, float]:
     if spend is None or spend.query.group_by != "SERVICE":
         return {}
     return {r.name: float(r.cost) for r in spend.by_group().itertuples()}
@@ -67,7 +77,13 @@ def _find(costs: dict[str, float], *needles: str) -> tuple[str, float]:
     return "", 0.0
 
 
-def recommend(*, spend=None, cur=None, idle=None, anomalies=()) -> list[Recommendation]:
+def recommend(
+    *,
+    spend: CostData | None = None,
+    cur: CurReport | None = None,
+    idle: IdleReport | None = None,
+    anomalies: Iterable[Anomaly] = (),
+) -> list[Recommendation]:
     """Checklist items supported by this run's data; an item without evidence is left out."""
     recs: list[Recommendation] = []
     costs = _service_costs(spend)
@@ -93,7 +109,7 @@ def recommend(*, spend=None, cur=None, idle=None, anomalies=()) -> list[Recommen
             )
         )
 
-    # 004 "High NAT Gateway Costs": VPC endpoints when NAT data processing is material
+    # "High NAT Gateway Costs": VPC endpoints when NAT data processing is material
     nat_cost = float(getattr(cur, "nat_cost", 0.0) or 0.0) * per_month
     nat_traffic = sum(t.monthly_processing_cost for t in getattr(idle, "nat_traffic", ()))
     if nat_cost >= NAT_PROCESSING_MONTHLY or nat_traffic >= NAT_PROCESSING_MONTHLY:

@@ -3,17 +3,27 @@
 matplotlib only, no clients: these draw what :mod:`opslib.aws.cost` computed. The spend chart
 stacks the top groups (the rest as "Other") so a spike reads as one band growing, and marks
 each anomaly day with its group; the budget chart puts month-to-date, the run-rate forecast
-and the seed's 80%/100% thresholds on one bar.
+and the 80%/100% alert thresholds on one bar.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from opslib.report import _display
+from opslib.report import _display, show_skipped, show_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from opslib.aws.cost import Anomaly, BudgetStatus
+    from opslib.aws.cost_model import CostData
+    from opslib.aws.cur import CurReport
 
 
-def spend_figure(data, anomalies: Iterable = (), *, top: int = 8, title: str = ""):
+def spend_figure(
+    data: CostData, anomalies: Iterable[Anomaly] = (), *, top: int = 8, title: str = ""
+) -> Figure:
     """Stacked daily spend by group (top ``top`` + Other), anomaly days marked in red."""
     import matplotlib.pyplot as plt
 
@@ -74,7 +84,7 @@ def spend_figure(data, anomalies: Iterable = (), *, top: int = 8, title: str = "
     return fig
 
 
-def budget_figure(status):
+def budget_figure(status: BudgetStatus) -> Figure:
     """One horizontal bar: month-to-date, forecast, and the 80%/100% budget lines."""
     import matplotlib.pyplot as plt
 
@@ -99,7 +109,7 @@ def budget_figure(status):
     return fig
 
 
-def show_figure(fig) -> None:
+def show_figure(fig: Figure) -> None:
     """Display a figure once (inline in the notebook and the HTML) and free it."""
     import matplotlib.pyplot as plt
 
@@ -107,10 +117,8 @@ def show_figure(fig) -> None:
     plt.close(fig)
 
 
-def show_cur(cur_report) -> None:
+def show_cur(cur_report: CurReport | None) -> None:
     """The CUR step's tables, or the visible 'skipped: no cur_path given' line."""
-    from opslib.report import show_skipped, show_table
-
     if cur_report is None:
         show_skipped("cur_path")
         return

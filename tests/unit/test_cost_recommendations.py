@@ -7,25 +7,25 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from opslib.aws import cost
+from opslib.aws import cost, cost_model
 from opslib.aws.cost_recommendations import recommend, recommendations_frame
+from opslib.aws.cur import CurReport
 from opslib.aws.idle import IdleReport, IdleResource, NatTraffic
 from opslib.aws.pricing import DEFAULT_PRICES, PRICES_AS_OF, price_table
 from opslib.core.errors import BadInputError
-from opslib.cur import CurReport
 
 TODAY = dt.date(2026, 11, 23)
 
 
-def _spend(series: dict[str, list[float]], start="2026-10-01") -> cost.CostData:
+def _spend(series: dict[str, list[float]], start="2026-10-01") -> cost_model.CostData:
     days = len(next(iter(series.values())))
-    q = cost.parse_query(
+    q = cost_model.parse_query(
         start, (dt.date.fromisoformat(start) + dt.timedelta(days=days)).isoformat(), today=TODAY
     )
     rows = [
         (q.start + dt.timedelta(days=i), g, v[i]) for g, v in series.items() for i in range(days)
     ]
-    return cost.make_cost_data(q, rows)
+    return cost_model.make_cost_data(q, rows)
 
 
 def _idle(*resources, nat=()):
@@ -139,5 +139,7 @@ def test_figures_render_with_anomalies_marked():
     budget = cost.budget_status(_spend({"x": [100.0] * 20}, start="2026-11-01"), 2500)
     bfig = report.budget_figure(budget)
     assert "Budget 2026-11" in bfig.axes[0].get_title()
-    empty = cost.make_cost_data(cost.parse_query("2026-11-01", "2026-11-05", today=TODAY), [])
+    empty = cost_model.make_cost_data(
+        cost_model.parse_query("2026-11-01", "2026-11-05", today=TODAY), []
+    )
     report.spend_figure(empty)

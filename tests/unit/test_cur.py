@@ -1,6 +1,6 @@
 """CUR 2.0 analysis with DuckDB: every breakdown equals a direct computation on the same parquet.
 
-The CUR is generated (small) by opslib.curgen; the expected values come from pyarrow/pandas
+The CUR is generated (small) by opslib.sandbox.curgen; the expected values come from pyarrow/pandas
 reading the same files, not from opslib. The S3 case reads through the sandbox's AWS server.
 """
 
@@ -16,10 +16,18 @@ import pyarrow.parquet as pq
 import pytest
 
 from opslib import clients
-from opslib.aws.cost import UNTAGGED, parse_query
+from opslib.aws.cost_model import UNTAGGED, CostSourceKind, parse_query
+from opslib.aws.cur import (
+    SERVICE_NAMES,
+    CurLocation,
+    analyse,
+    cost_by_tags,
+    cur_costs,
+    open_cur,
+    top_resources,
+)
 from opslib.core.errors import BadInputError, NotFoundError
-from opslib.cur import SERVICE_NAMES, analyse, cost_by_tags, cur_costs, open_cur, top_resources
-from opslib.curgen import generate_cur
+from opslib.sandbox.curgen import generate_cur
 
 START = dt.date(2026, 10, 1)
 QUERY = parse_query("2026-10-05", "2026-10-25", group_by="SERVICE")
@@ -44,8 +52,11 @@ def direct(cur_dir):
 
 
 def test_total_agrees_with_direct_computation(cur_dir, direct):
-    data = cur_costs(open_cur(str(cur_dir)), QUERY)
-    assert data.source == "cur"
+    src = open_cur(str(cur_dir))
+    data = cur_costs(src, QUERY)
+    assert data.source == "cur" and data.source is CostSourceKind.CUR
+    assert src.source is CostSourceKind.CUR and src.label == f"CUR {cur_dir}"
+    assert src.costs(QUERY).total == data.total  # the CUR is a cost source of the model
     assert data.total == pytest.approx(direct["line_item_unblended_cost"].sum(), rel=1e-9)
     days = data.frame["date"].dt.date
     assert days.min() == QUERY.start and days.max() == QUERY.end - dt.timedelta(days=1)
@@ -125,6 +136,7 @@ def test_single_file_path(cur_dir):
     f = sorted(cur_dir.rglob("*.parquet"))[0]
     src = open_cur(str(f))
     assert src.kind == "local" and len(src.files) == 1
+    assert src.kind is CurLocation.LOCAL and src.summary()["kind"] == "local"
 
 
 def test_missing_path_is_bad_input(tmp_path):

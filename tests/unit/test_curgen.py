@@ -10,8 +10,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from opslib.cur import REQUIRED_COLUMNS
-from opslib.curgen import cur_exists, generate_cur
+from opslib.aws.cur import REQUIRED_COLUMNS
+from opslib.sandbox.curgen import cur_exists, generate_cur
 
 START = dt.date(2026, 9, 20)
 

@@ -23,8 +23,10 @@ import pytest
 from opslib import clients
 from opslib.aws import idle
 from opslib.aws.pricing import HOURS_PER_MONTH, price_table
+from opslib.core import executors
 from opslib.core.errors import BadInputError
 from opslib.core.findings import Severity
+from opslib.core.plans import Change, ChangeStatus
 from opslib.safety import gate
 
 REGION = "eu-central-1"
@@ -190,6 +192,33 @@ def test_unknown_kind_and_negative_minimum_refused(world):
         idle.scan_idle([REGION], session=world["session"], min_monthly_savings=-1)
 
 
+def test_every_kind_has_its_check_and_every_cleanup_action_its_handler():
+    assert idle.registered_checks() == list(idle.KINDS)
+    assert [str(k) for k in idle.KINDS] == [
+        "ebs-unattached",
+        "eip-unassociated",
+        "nat-idle",
+        "ec2-stopped",
+        "snapshot-old",
+        "lb-idle",
+        "rds-idle",
+        "dynamodb-overprovisioned",
+        "logs-no-retention",
+    ]
+    assert set(idle.ACTIONS) == {"ec2:ReleaseAddress", "ec2:CreateSnapshot+DeleteVolume"}
+    assert set(idle.ACTIONS) <= set(executors.registered())
+    with pytest.raises(BadInputError, match="Unknown idle kind"):
+        idle.get_check("ebs-gone")
+
+
+def test_the_cleanup_executor_performs_only_cleanup_actions():
+    execute = idle.cleanup_executor(session=None)
+    with pytest.raises(executors.UnknownActionError, match="not one this runbook performs"):
+        execute(Change("ecs:UpdateService", "svc", "scale"))
+    out = execute(Change("ec2:ReleaseAddress", "eipalloc-1", "release", {"region": REGION}))
+    assert out.status is ChangeStatus.FAILED and "no session" in out.detail
+
+
 def test_cleanup_parameter_validated():
     assert idle.parse_cleanup(" eip-unassociated, ebs-unattached ") == [
         "eip-unassociated",
@@ -258,16 +287,17 @@ def test_cleanup_choice_preselects_the_named_kinds_and_the_plan_follows_it(world
         report.regions,
         report.prices,
     )
-    options, pre = idle.cleanup_selection(report, ["eip-unassociated"])
+    selection = idle.cleanup_selection(report, ["eip-unassociated"])
+    options, pre = selection.options, list(selection.preselected)
     assert {v for _label, v in options} == mine  # every cleanable resource is offered
     assert pre == [world["eip"]]  # preselected: the kinds named in `cleanup`
     label = dict((v, label) for label, v in options)[world["volumes"][0]]
     assert "ebs-unattached" in label and REGION in label and "/month" in label
-    assert idle.cleanup_selection(report, [])[1] == []
+    assert idle.cleanup_selection(report, []).preselected == ()
 
     # headless: the preselection gives exactly today's plan
     for kinds in ([], ["eip-unassociated"], ["eip-unassociated", "ebs-unattached"]):
-        _opts, chosen = idle.cleanup_selection(report, kinds)
+        chosen = idle.cleanup_selection(report, kinds).preselected
         today = idle.plan_cleanup(report, kinds)
         assert idle.plan_cleanup(report, kinds, only_ids=chosen).digest() == today.digest()
     # the engineer unticks one volume: only the rest is planned

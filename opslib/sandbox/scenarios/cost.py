@@ -26,7 +26,16 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import shutil
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from opslib.aws.cost_model import CostData, parse_query
+from opslib.aws.cur import cur_costs, open_cur
+from opslib.sandbox.context import ScenarioContext
+from opslib.sandbox.curgen import cur_exists, generate_cur
+
+if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
+    from mypy_boto3_ec2.client import EC2Client
+    from mypy_boto3_logs.client import CloudWatchLogsClient
 
 RUNBOOKS: tuple[str, ...] = ("cost-review",)
 
@@ -38,7 +47,7 @@ PAGE_SPLIT_DAYS = 15  # page 1 holds the first 15 days of the period, page 2 the
 SPIKE_SERVICE = "AmazonS3"
 
 
-def _ce_results(data, *, pages: int) -> list[dict[str, Any]]:
+def _ce_results(data: CostData, *, pages: int) -> list[dict[str, Any]]:
     """CostData -> GetCostAndUsage responses (``pages`` of them, linked by NextPageToken)."""
     by_day: dict[str, list[dict]] = {}
     for row in data.frame.itertuples():
@@ -99,7 +108,7 @@ def _tags(kind: str, name: str) -> list[dict]:
     ]
 
 
-def _reset_ec2(ec2) -> None:
+def _reset_ec2(ec2: EC2Client) -> None:
     """Remove what an earlier seed created (tagged opslib:scenario=cost): seeds are idempotent."""
     mine = [{"Name": f"tag:{TAG}", "Values": ["cost"]}]
     for n in ec2.describe_nat_gateways(Filters=mine).get("NatGateways", []):
@@ -117,7 +126,7 @@ def _reset_ec2(ec2) -> None:
         ec2.delete_vpc(VpcId=v["VpcId"])
 
 
-def _seed_ec2(ec2, region: str) -> dict[str, Any]:
+def _seed_ec2(ec2: EC2Client, region: str) -> dict[str, Any]:
     _reset_ec2(ec2)
     az = f"{region}a"
     vols = [
@@ -164,7 +173,7 @@ def _seed_ec2(ec2, region: str) -> dict[str, Any]:
     return {"volumes": vols, "eips": eips, "nat_gateway": nat, "vpc": vpc}
 
 
-def _seed_logs(logs) -> str:
+def _seed_logs(logs: CloudWatchLogsClient) -> str:
     name = "/opslib/cost-demo/app"
     existing = logs.describe_log_groups(logGroupNamePrefix=name).get("logGroups", [])
     if not any(g["logGroupName"] == name for g in existing):
@@ -173,11 +182,7 @@ def _seed_logs(logs) -> str:
     return name
 
 
-def seed(ctx) -> dict[str, dict]:
-    from opslib.aws.cost import parse_query
-    from opslib.cur import cur_costs, open_cur
-    from opslib.curgen import cur_exists, generate_cur
-
+def seed(ctx: ScenarioContext) -> dict[str, dict]:
     today = _dt.datetime.now(_dt.UTC).date()
     start = today - _dt.timedelta(DAYS)
     period_start = today - _dt.timedelta(PERIOD_DAYS)
@@ -235,7 +240,5 @@ def seed(ctx) -> dict[str, dict]:
 
 def scenario_facts(info) -> dict[str, Any]:
     """What the last seed wrote (CUR path, period, totals, seeded ids), for tests and demos."""
-    from opslib.sandbox.context import ScenarioContext
-
     path = ScenarioContext(info).scenario_dir("cost") / "scenario.json"
     return json.loads(path.read_text()) if path.exists() else {}

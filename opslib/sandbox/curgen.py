@@ -1,7 +1,7 @@
 """Synthetic AWS Cost and Usage Report (CUR 2.0) parquet, for the sandbox scenario and the benchmark.
 
 A real CUR is private billing data and large; tests and the benchmark need one that has the real
-CUR 2.0 column names and types (so :mod:`opslib.cur` is exercised exactly as on a real export),
+CUR 2.0 column names and types (so :mod:`opslib.aws.cur` is exercised exactly as on a real export),
 a realistic shape (a few dozen services, thousands of resources with a long tail, allocation
 tags Environment/Service/Team on most resources, several accounts and regions) and a known
 story (one service spiking in the last days). Rows are generated vectorised with numpy and

@@ -18,12 +18,29 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opslib.aws.cost import UNTAGGED, CostData, CostQuery, make_cost_data
+from opslib.aws.cost_model import (
+    UNTAGGED,
+    CostData,
+    CostQuery,
+    CostSourceKind,
+    Granularity,
+    make_cost_data,
+    register_source,
+)
+from opslib.clients import aws_client
 from opslib.core.errors import BadInputError, NotFoundError
+
+if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
+    import duckdb
+    import pandas as pd
+    from boto3 import Session
+    from mypy_boto3_s3.client import S3Client
+    from pyarrow.fs import S3FileSystem
 
 #: CUR 2.0 columns every analysis here reads; a CUR 2.0 data export always has them.
 REQUIRED_COLUMNS = (
@@ -69,27 +86,50 @@ SERVICE_NAMES = {
 }
 
 
+class CurLocation(StrEnum):
+    """Where the CUR's parquet files are."""
+
+    LOCAL = "local"
+    S3 = "s3"
+
+
 @dataclass(frozen=True)
 class CurSource:
-    """A validated CUR location: its parquet files, their columns, and how they are read."""
+    """A validated CUR location: its parquet files, their columns, and how they are read.
+
+    Also the CUR cost source of the cost model (:attr:`source`, :attr:`label`, :meth:`costs`).
+    """
 
     path: str
-    kind: str  # "local" or "s3"
+    kind: CurLocation
     files: tuple[str, ...]
     columns: tuple[str, ...]
     service_column: str
     reader: str  # how the files reach DuckDB, for the evidence
-    _filesystem: Any = (
-        None  # pyarrow S3FileSystem for kind == "s3" (holds credentials: never shown)
-    )
+    # the pyarrow S3FileSystem for an s3:// CUR: holds credentials, so never shown
+    _filesystem: S3FileSystem | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", CurLocation(self.kind))
 
     def __repr__(self) -> str:  # never print the filesystem (it carries credentials)
-        return f"CurSource(path={self.path!r}, kind={self.kind!r}, files={len(self.files)})"
+        return f"CurSource(path={self.path!r}, kind={self.kind.value!r}, files={len(self.files)})"
+
+    @property
+    def source(self) -> CostSourceKind:
+        return CostSourceKind.CUR
+
+    @property
+    def label(self) -> str:
+        return f"CUR {self.path}"
+
+    def costs(self, query: CostQuery) -> CostData:
+        return cur_costs(self, query)
 
     def summary(self) -> dict[str, Any]:
         return {
             "path": self.path,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "files": len(self.files),
             "reader": self.reader,
         }
@@ -113,7 +153,7 @@ def _check_columns(path: str, names: Sequence[str]) -> str:
     return service
 
 
-def _s3_filesystem(session, client):
+def _s3_filesystem(session: Session, client: S3Client) -> S3FileSystem:
     """pyarrow S3FileSystem from the boto3 session: same credentials, region and endpoint."""
     from urllib.parse import urlparse
 
@@ -135,7 +175,7 @@ def _s3_filesystem(session, client):
     return fs.S3FileSystem(**kw)
 
 
-def open_cur(path: str, *, s3=None, session=None) -> CurSource:
+def open_cur(path: str, *, s3: S3Client | None = None, session: Session | None = None) -> CurSource:
     """Find and validate the CUR at ``path`` (file, directory, or ``s3://bucket/prefix``).
 
     ``s3`` (a boto3 S3 client) and ``session`` (its boto3 session) are needed for S3 only.
@@ -176,7 +216,7 @@ def open_cur(path: str, *, s3=None, session=None) -> CurSource:
         service = _check_columns(path, names)
         return CurSource(
             path,
-            "s3",
+            CurLocation.S3,
             files,
             tuple(names),
             service,
@@ -202,11 +242,18 @@ def open_cur(path: str, *, s3=None, session=None) -> CurSource:
         ) from exc
     service = _check_columns(path, names)
     return CurSource(
-        path, "local", tuple(str(f) for f in files_p), tuple(names), service, "DuckDB read_parquet"
+        path,
+        CurLocation.LOCAL,
+        tuple(str(f) for f in files_p),
+        tuple(names),
+        service,
+        "DuckDB read_parquet",
     )
 
 
-def connect(src: CurSource, *, threads: int = 0, memory_limit: str = ""):
+def connect(
+    src: CurSource, *, threads: int = 0, memory_limit: str = ""
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a ``cur`` view over the source (nothing is read yet)."""
     import duckdb
 
@@ -215,7 +262,7 @@ def connect(src: CurSource, *, threads: int = 0, memory_limit: str = ""):
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:
         con.execute("SET memory_limit = ?", [memory_limit])
-    if src.kind == "s3":
+    if src.kind is CurLocation.S3:
         import pyarrow.dataset as ds
 
         dataset = ds.dataset(list(src.files), filesystem=src._filesystem, format="parquet")
@@ -262,7 +309,9 @@ def _service_name(code: str) -> str:
     return SERVICE_NAMES.get(code, code)
 
 
-def cur_costs(src: CurSource, query: CostQuery, *, con=None) -> CostData:
+def cur_costs(
+    src: CurSource, query: CostQuery, *, con: duckdb.DuckDBPyConnection | None = None
+) -> CostData:
     """The Cost Explorer breakdown of ``query`` computed from the CUR: same shape, same group names."""
     own = con is None
     con = con or connect(src)
@@ -272,7 +321,7 @@ def cur_costs(src: CurSource, query: CostQuery, *, con=None) -> CostData:
         where, wparams = _where(query)
         bucket = (
             "date_trunc('month', line_item_usage_start_date)"
-            if query.granularity == "MONTHLY"
+            if query.granularity is Granularity.MONTHLY
             else "date_trunc('day', line_item_usage_start_date)"
         )
         sql = (
@@ -295,13 +344,19 @@ def cur_costs(src: CurSource, query: CostQuery, *, con=None) -> CostData:
         query,
         fixed,
         currency=currency,
-        source="cur",
+        source=CostSourceKind.CUR,
         pages=0,
         notes=(f"CUR: {len(src.files)} file(s) via {src.reader}",),
     )
 
 
-def top_resources(src: CurSource, query: CostQuery, *, n: int = 20, con=None):
+def top_resources(
+    src: CurSource,
+    query: CostQuery,
+    *,
+    n: int = 20,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pd.DataFrame:
     """The ``n`` costliest resources over the period: resource id, service, account, region, cost."""
     own = con is None
     con = con or connect(src)
@@ -327,9 +382,9 @@ def cost_by_tags(
     query: CostQuery,
     keys: Sequence[str] = ("Environment", "Service", "Team"),
     *,
-    con=None,
-):
-    """Cost per allocation tag value (the seed's Environment/Service/Team), untagged included.
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pd.DataFrame:
+    """Cost per allocation tag value (Environment/Service/Team by default), untagged included.
 
     One scan for all keys; shows how much spend no tag explains, the first thing to fix before
     a cost can be charged back.
@@ -376,10 +431,10 @@ class CurReport:
 
     source: dict[str, Any]
     costs: CostData
-    top_resources: Any  # DataFrame
-    tags: Any  # DataFrame
+    top_resources: pd.DataFrame
+    tags: pd.DataFrame
     nat_cost: float  # NAT gateway hours + bytes (usage types containing NatGateway)
-    instance_types: Any  # DataFrame: instance type, cost (for the Graviton recommendation)
+    instance_types: pd.DataFrame  # instance type, cost (for the Graviton recommendation)
 
 
 def analyse(src: CurSource, query: CostQuery, *, top_n: int = 20) -> CurReport:
@@ -408,3 +463,11 @@ def analyse(src: CurSource, query: CostQuery, *, top_n: int = 20) -> CurReport:
     finally:
         con.close()
     return CurReport(src.summary(), costs, top, tags, float(nat), inst)
+
+
+@register_source(CostSourceKind.CUR)
+def open_cur_source(location: str, *, session: Session) -> CurSource:
+    """The CUR cost source at ``location`` (file, directory or s3:// prefix); for S3 the
+    client is built from ``session``."""
+    s3 = aws_client("s3", session=session) if location.strip().startswith("s3://") else None
+    return open_cur(location, s3=s3, session=session)
