@@ -179,6 +179,7 @@ _DENIED = {
     "InvalidClientTokenId",
     "ExpiredToken",
     "ExpiredTokenException",
+    "OptInRequired",  # a region the account has not opted in to
     "AuthorizationError",
     "Forbidden",
     "403",

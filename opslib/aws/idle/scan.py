@@ -18,7 +18,7 @@ from opslib.aws.idle.model import (
     NatTraffic,
 )
 from opslib.aws.pricing import PriceTable, price_table
-from opslib.clients import AwsErrorKind, aws_client, aws_error_code, aws_error_kind
+from opslib.clients import AwsErrorKind, aws_client, aws_error_kind
 from opslib.core.errors import BadInputError
 from opslib.core.findings import Finding, Severity, error_finding
 from opslib.core.plans import parse_csv, unique
@@ -26,13 +26,9 @@ from opslib.core.plans import parse_csv, unique
 if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
     from boto3 import Session
 
-#: error codes that mean "not allowed here" beyond what opslib.clients calls denied: a region
-#: the account has not opted in to
-NOT_ALLOWED_HERE = frozenset({"OptInRequired"})
-
 
 def _is_denied(exc: BaseException) -> bool:
-    return aws_error_kind(exc) is AwsErrorKind.DENIED or aws_error_code(exc) in NOT_ALLOWED_HERE
+    return aws_error_kind(exc) is AwsErrorKind.DENIED
 
 
 def _reachable_error(exc: BaseException) -> bool:
