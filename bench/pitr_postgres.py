@@ -4,12 +4,14 @@ Builds its own throwaway cluster (never the shared sandbox) with WAL archiving, 
 backup, then writes at least 256 MB of WAL, records a time, commits once more, and switches
 WAL so the archive holds everything. Then, alternating, it restores to that time:
 
-- library: ``opslib.pg.pitr.spec(...)`` + ``pitr.restore(...)`` (what the notebook's steps run);
+- runbook: the pitr-restore flow as its notebook runs it (``pitr_restore.inputs``,
+  ``preflight``, ``plan``, then every change through ``pitr_restore.executor``, which dispatches
+  to the handlers :mod:`opslib.pg.pitr` registered), without the gate's approval step;
 - raw: ``cp -a`` the backup, append the same recovery settings, touch recovery.signal,
   ``pg_ctl start``, poll ``psql -c 'select pg_is_in_recovery()'`` until false.
 
 Each restore is checked (row count at the restore point) and removed. Prints both medians,
-the ratio, and FAILS (exit 1) when the library is slower than 1.3x the raw recovery.
+the ratio, and FAILS (exit 1) when the runbook path is slower than 1.3x the raw recovery.
 
     .venv/bin/python bench/pitr_postgres.py [--wal-mb 256] [--rounds 3]
 """
@@ -28,7 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from opslib.core.plans import ChangeStatus
+from opslib.core.progress import no_progress
 from opslib.pg import pitr
+from opslib.runbooks import pitr_restore
+from opslib.runbooks.pitr_restore.engines.postgres import source_of
 
 FLOOR = 1.3
 
@@ -180,15 +186,24 @@ def build_source(root: Path, bin_dir: str, wal_mb: int) -> dict:
 
 
 def library(src: dict, target_dir: Path) -> tuple[float, int]:
+    """The runbook's path: inputs, preflight, plan, and each change through its executor."""
     t0 = time.monotonic()
-    s = pitr.spec(
-        base_backup=str(src["base"]),
-        wal_archive=str(src["archive"]),
-        target_dir=str(target_dir),
-        restore_time=src["target"],
+    req = pitr_restore.inputs(
+        engine="postgres",
+        restore_time=src["target"].isoformat(),
+        pg_base_backup=str(src["base"]),
+        pg_wal_archive=str(src["archive"]),
+        pg_target_dir=str(target_dir),
+        wait_timeout_minutes=15,
     )
-    r = pitr.restore(s, timeout_s=900)
-    return time.monotonic() - t0, r.port
+    clients = pitr_restore.RestoreClients()  # no source conninfo: nothing to validate against
+    pre = pitr_restore.preflight(req, clients=clients)
+    execute = pitr_restore.executor(pre, clients=clients, progress=no_progress)
+    for change in pitr_restore.plan(pre).changes:
+        out = execute(change)
+        if out.status is not ChangeStatus.APPLIED:
+            raise SystemExit(f"{change.action} failed: {out.detail}")
+    return time.monotonic() - t0, source_of(pre).spec.port
 
 
 def raw(src: dict, target_dir: Path, bin_dir: str) -> tuple[float, int]:

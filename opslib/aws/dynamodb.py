@@ -1,23 +1,37 @@
 """DynamoDB point-in-time recovery: PITR status and window, restore to a NEW table, re-apply
 what a restore does not carry, and count/sample items to validate.
 
-``RestoreTableToPointInTime`` (seed 000 §3) copies the key schema, indexes, billing mode and
-items, but not the table's TTL setting, tags, PITR itself, streams, auto scaling policies,
-CloudWatch alarms or IAM policies. The plan re-applies TTL, tags and PITR (so the recovered
-table is itself recoverable) and lists the rest for the operator.
+``RestoreTableToPointInTime`` copies the key schema, indexes, billing mode and items, but not
+the table's TTL setting, tags, PITR itself, streams, auto scaling policies, CloudWatch alarms
+or IAM policies. The plan re-applies TTL, tags and PITR (so the recovered table is itself
+recoverable) and lists the rest for the operator.
+
+The module registers the handler of every action it plans (:mod:`opslib.core.executors`);
+AWS errors are translated once by :func:`opslib.clients.translate_aws_error`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from opslib.core.errors import NotFoundError
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
+
+from opslib.clients import AwsErrorKind, aws_error_kind, translate_aws_error
+from opslib.core import executors
+from opslib.core.errors import NotFoundError, PreflightError
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 from opslib.core.waits import poll_until
+
+if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
+    import pandas as pd
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+T = TypeVar("T")
 
 ACTION_RESTORE = "dynamodb:RestoreTableToPointInTime"
 ACTION_TTL = "dynamodb:UpdateTimeToLive"
@@ -25,7 +39,10 @@ ACTION_TAG = "dynamodb:TagResource"
 ACTION_PITR = "dynamodb:UpdateContinuousBackups"
 ACTION_DELETE = "dynamodb:DeleteTable"
 
+RESTORE_ACTIONS = frozenset({ACTION_RESTORE, ACTION_TTL, ACTION_TAG, ACTION_PITR, ACTION_DELETE})
+
 DEFAULT_POLL_SECONDS = 10.0
+DEFAULT_TIMEOUT_SECONDS = 3600.0
 
 NOT_CARRIED = (
     "auto scaling policies (Application Auto Scaling)",
@@ -55,7 +72,7 @@ class TableSource:
     indexes: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def settings_frame(self):
+    def settings_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         rows = [
@@ -95,30 +112,59 @@ def _ts(v: Any) -> _dt.datetime | None:
     return _dt.datetime.fromtimestamp(float(v), _dt.UTC)
 
 
-def table_exists(name: str, *, dynamodb) -> bool:
+def _call(what: str, fn: Callable[..., T], /, **params: Any) -> T:
+    """One DynamoDB API call; an AWS error becomes the opslib error of its kind, naming ``what``."""
     try:
-        dynamodb.describe_table(TableName=name)
-    except dynamodb.exceptions.ResourceNotFoundException:
-        return False
-    return True
+        return fn(**params)
+    except ClientError as exc:
+        raise translate_aws_error(exc, what) from exc
 
 
-def describe_table(name: str, *, dynamodb) -> TableSource:
+def _missing(exc: ClientError) -> bool:
+    return aws_error_kind(exc) is AwsErrorKind.NOT_FOUND
+
+
+def _table_status(name: str, *, dynamodb: DynamoDBClient) -> str:
+    """The table's status, or "" when it does not exist."""
+    try:
+        return dynamodb.describe_table(TableName=name)["Table"].get("TableStatus", "")
+    except ClientError as exc:
+        if _missing(exc):
+            return ""
+        raise translate_aws_error(exc, f"dynamodb:DescribeTable {name}") from exc
+
+
+def table_exists(name: str, *, dynamodb: DynamoDBClient) -> bool:
+    return _table_status(name, dynamodb=dynamodb) != ""
+
+
+def describe_table(name: str, *, dynamodb: DynamoDBClient) -> TableSource:
     """The table, its PITR window, TTL and tags; NotFoundError when it does not exist."""
     try:
         t = dynamodb.describe_table(TableName=name)["Table"]
-    except dynamodb.exceptions.ResourceNotFoundException as exc:
+    except ClientError as exc:
+        if not _missing(exc):
+            raise translate_aws_error(exc, f"dynamodb:DescribeTable {name}") from exc
         raise NotFoundError(
             f"DynamoDB table {name!r} not found in this account/region. Check `source` and `region` "
             "(aws dynamodb list-tables)."
         ) from exc
-    cb = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    cb = _call(
+        f"dynamodb:DescribeContinuousBackups {name}",
+        dynamodb.describe_continuous_backups,
+        TableName=name,
+    )["ContinuousBackupsDescription"]
     pitr = cb.get("PointInTimeRecoveryDescription") or {}
-    ttl = dynamodb.describe_time_to_live(TableName=name).get("TimeToLiveDescription") or {}
+    ttl = (
+        _call(
+            f"dynamodb:DescribeTimeToLive {name}", dynamodb.describe_time_to_live, TableName=name
+        ).get("TimeToLiveDescription")
+        or {}
+    )
     tags: list[tuple[str, str]] = []
     kw: dict[str, Any] = {"ResourceArn": t["TableArn"]}
     while True:
-        page = dynamodb.list_tags_of_resource(**kw)
+        page = _call(f"dynamodb:ListTagsOfResource {name}", dynamodb.list_tags_of_resource, **kw)
         tags += [(x["Key"], x["Value"]) for x in page.get("Tags", [])]
         if not page.get("NextToken"):
             break
@@ -233,7 +279,7 @@ def plan_delete(target: str) -> Plan:
 def wait_active(
     name: str,
     *,
-    dynamodb,
+    dynamodb: DynamoDBClient,
     timeout_s: float,
     poll_s: float = DEFAULT_POLL_SECONDS,
     want: str = "ACTIVE",
@@ -241,10 +287,7 @@ def wait_active(
     """Poll until the table is ``want`` ("" = deleted); bounded, with progress."""
 
     def check() -> tuple[bool, str, str]:
-        try:
-            status = dynamodb.describe_table(TableName=name)["Table"].get("TableStatus", "")
-        except dynamodb.exceptions.ResourceNotFoundException:
-            status = ""
+        status = _table_status(name, dynamodb=dynamodb)
         return status == want, status, status or "gone"
 
     def timeout_message(status: str, _shown: str) -> str:
@@ -264,39 +307,81 @@ def wait_active(
     )
 
 
-def execute_change(
-    change: Change, *, dynamodb, timeout_s: float, poll_s: float = DEFAULT_POLL_SECONDS
-) -> ChangeOutcome:
-    """Perform one planned DynamoDB call (the gate calls this after approval)."""
-    p = dict(change.params)
-    t0 = time.monotonic()
-    data: dict[str, Any] = {}
-    if change.action == ACTION_RESTORE:
-        if "RestoreDateTime" in p:
-            p["RestoreDateTime"] = _dt.datetime.fromisoformat(
-                p["RestoreDateTime"].replace("Z", "+00:00")
-            )
-        desc = dynamodb.restore_table_to_point_in_time(**p)["TableDescription"]
-        wait_active(p["TargetTableName"], dynamodb=dynamodb, timeout_s=timeout_s, poll_s=poll_s)
-        data = {"arn": desc.get("TableArn", "")}
-        detail = f"table {p['TargetTableName']} ACTIVE"
-    elif change.action == ACTION_TTL:
-        dynamodb.update_time_to_live(**p)
-        detail = f"TTL on {p['TimeToLiveSpecification']['AttributeName']}"
-    elif change.action == ACTION_TAG:
-        dynamodb.tag_resource(**p)
-        detail = f"{len(p['Tags'])} tag(s) applied"
-    elif change.action == ACTION_PITR:
-        dynamodb.update_continuous_backups(**p)
-        detail = "PITR enabled"
-    elif change.action == ACTION_DELETE:
-        dynamodb.delete_table(**p)
-        wait_active(p["TableName"], dynamodb=dynamodb, timeout_s=timeout_s, poll_s=poll_s, want="")
-        detail = f"table {p['TableName']} deleted"
-    else:
-        raise ValueError(f"unknown DynamoDB action {change.action!r}")
+# --- the handlers of the planned actions (opslib.core.executors) ------------------------------
+
+
+def _applied(change: Change, t0: float, detail: str, data: dict[str, Any]) -> ChangeOutcome:
     data["seconds"] = round(time.monotonic() - t0, 3)
     return ChangeOutcome(change.action, change.target, ChangeStatus.APPLIED, detail, data)
+
+
+@executors.register(ACTION_RESTORE)
+def restore_table(
+    change: Change,
+    *,
+    dynamodb: DynamoDBClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+) -> ChangeOutcome:
+    """Restore the table point-in-time into a new one and wait (bounded) until it is ACTIVE."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    if "RestoreDateTime" in p:
+        p["RestoreDateTime"] = _dt.datetime.fromisoformat(
+            p["RestoreDateTime"].replace("Z", "+00:00")
+        )
+    target = p["TargetTableName"]
+    desc = _call(f"{change.action} {target}", dynamodb.restore_table_to_point_in_time, **p)
+    wait_active(target, dynamodb=dynamodb, timeout_s=timeout_s, poll_s=poll_s)
+    data = {"arn": desc["TableDescription"].get("TableArn", "")}
+    return _applied(change, t0, f"table {target} ACTIVE", data)
+
+
+@executors.register(ACTION_TTL)
+def update_ttl(change: Change, *, dynamodb: DynamoDBClient) -> ChangeOutcome:
+    """Re-enable TTL on the restored table (a restore does not carry it)."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    _call(f"{change.action} {p['TableName']}", dynamodb.update_time_to_live, **p)
+    return _applied(change, t0, f"TTL on {p['TimeToLiveSpecification']['AttributeName']}", {})
+
+
+@executors.register(ACTION_TAG)
+def tag_table(change: Change, *, dynamodb: DynamoDBClient) -> ChangeOutcome:
+    """Re-apply the source's tags to the restored table."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    _call(f"{change.action} {change.target}", dynamodb.tag_resource, **p)
+    return _applied(change, t0, f"{len(p['Tags'])} tag(s) applied", {})
+
+
+@executors.register(ACTION_PITR)
+def enable_pitr(change: Change, *, dynamodb: DynamoDBClient) -> ChangeOutcome:
+    """Enable point-in-time recovery on the restored table."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    _call(f"{change.action} {p['TableName']}", dynamodb.update_continuous_backups, **p)
+    return _applied(change, t0, "PITR enabled", {})
+
+
+@executors.register(ACTION_DELETE)
+def delete_table(
+    change: Change,
+    *,
+    dynamodb: DynamoDBClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+    protected: frozenset[str] = frozenset(),
+) -> ChangeOutcome:
+    """Delete a drill table and wait (bounded) until it is gone; never one in ``protected``."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    name = p["TableName"]
+    if name in protected:
+        raise PreflightError(f"Refusing to delete the source {name}.")
+    _call(f"{change.action} {name}", dynamodb.delete_table, **p)
+    wait_active(name, dynamodb=dynamodb, timeout_s=timeout_s, poll_s=poll_s, want="")
+    return _applied(change, t0, f"table {name} deleted", {})
 
 
 @dataclass(frozen=True)
@@ -308,12 +393,12 @@ class ItemCount:
     complete: bool  # False when max_items stopped the scan
 
 
-def count_items(name: str, *, dynamodb, max_items: int = 1_000_000) -> ItemCount:
+def count_items(name: str, *, dynamodb: DynamoDBClient, max_items: int = 1_000_000) -> ItemCount:
     """Exact count with a paginated ``Select=COUNT`` scan (reads every item; capped by max_items)."""
     kw: dict[str, Any] = {"TableName": name, "Select": "COUNT"}
     total = 0
     while True:
-        page = dynamodb.scan(**kw)
+        page = _call(f"dynamodb:Scan {name}", dynamodb.scan, **kw)
         total += int(page.get("Count", 0))
         if "LastEvaluatedKey" not in page:
             return ItemCount(name, total, True)
@@ -322,10 +407,10 @@ def count_items(name: str, *, dynamodb, max_items: int = 1_000_000) -> ItemCount
         kw["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def sample_items(name: str, *, dynamodb, limit: int = 5) -> list[dict[str, Any]]:
+def sample_items(name: str, *, dynamodb: DynamoDBClient, limit: int = 5) -> list[dict[str, Any]]:
     """A few items, deserialised to plain Python, to eyeball the restored data."""
-    from boto3.dynamodb.types import TypeDeserializer
-
     de = TypeDeserializer()
-    items = dynamodb.scan(TableName=name, Limit=limit).get("Items", [])
+    items = _call(f"dynamodb:Scan {name}", dynamodb.scan, TableName=name, Limit=limit).get(
+        "Items", []
+    )
     return [{k: de.deserialize(v) for k, v in it.items()} for it in items]

@@ -1,27 +1,56 @@
 """Aurora clusters and RDS instances: describe a source, its restorable window, and restore it
 point-in-time to a NEW target that keeps what a bare restore would drop.
 
-A bare ``restore-db-cluster-to-point-in-time`` (seed 000 §3) gives a cluster in the default
-subnet group and security group, with the default parameter group, no tags, no log exports,
-no IAM auth, no deletion protection, and no instance at all: an endpoint nobody can reach
-from the application subnets. :func:`carried_settings` lists each such setting read from the
-source, and the plan passes each one explicitly, so the operator sees them before approving.
+A bare ``restore-db-cluster-to-point-in-time`` gives a cluster in the default subnet group and
+security group, with the default parameter group, no tags, no log exports, no IAM auth, no
+deletion protection, and no instance at all: an endpoint nobody can reach from the
+application subnets. :func:`carried_settings` lists each such setting read from the source,
+and the plan passes each one explicitly, so the operator sees them before approving.
+
+The module registers the handler of every action it plans (:mod:`opslib.core.executors`);
+AWS errors are translated once by :func:`opslib.clients.translate_aws_error`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from opslib.core.errors import NotFoundError
+from botocore.exceptions import ClientError
+
+from opslib.clients import AwsErrorKind, aws_error_kind, translate_aws_error
+from opslib.core import executors
+from opslib.core.errors import NotFoundError, PreflightError
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 from opslib.core.waits import poll_until
 
-AURORA = "aurora"
-RDS = "rds"
+if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
+    import pandas as pd
+    from mypy_boto3_rds import RDSClient
+
+T = TypeVar("T")
+
+
+class DbKind(StrEnum):
+    """What a :class:`DbSource` is."""
+
+    AURORA = "aurora"  # an Aurora cluster (with its writer instance)
+    RDS = "rds"  # an RDS instance
+
+
+class DbResource(StrEnum):
+    """The two RDS resources a restore creates, waits for and deletes."""
+
+    CLUSTER = "cluster"
+    INSTANCE = "instance"
+
+
+AURORA = DbKind.AURORA
+RDS = DbKind.RDS
 
 ACTION_RESTORE_CLUSTER = "rds:RestoreDBClusterToPointInTime"
 ACTION_CREATE_INSTANCE = "rds:CreateDBInstance"
@@ -31,7 +60,29 @@ ACTION_MODIFY_INSTANCE = "rds:ModifyDBInstance"
 ACTION_DELETE_INSTANCE = "rds:DeleteDBInstance"
 ACTION_DELETE_CLUSTER = "rds:DeleteDBCluster"
 
+#: every action of a cluster or instance restore and of its drill cleanup
+RESTORE_ACTIONS = frozenset(
+    {
+        ACTION_RESTORE_CLUSTER,
+        ACTION_CREATE_INSTANCE,
+        ACTION_RESTORE_INSTANCE,
+        ACTION_MODIFY_CLUSTER,
+        ACTION_MODIFY_INSTANCE,
+        ACTION_DELETE_INSTANCE,
+        ACTION_DELETE_CLUSTER,
+    }
+)
+
 DEFAULT_POLL_SECONDS = 15.0
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+
+
+def _call(what: str, fn: Callable[..., T], /, **params: Any) -> T:
+    """One RDS API call; an AWS error becomes the opslib error of its kind, naming ``what``."""
+    try:
+        return fn(**params)
+    except ClientError as exc:
+        raise translate_aws_error(exc, what) from exc
 
 
 @dataclass(frozen=True)
@@ -41,14 +92,14 @@ class CarriedSetting:
     name: str
     value: Any
     api_param: str  # parameter of the restore/create call, or "" when AWS keeps it (verified after)
-    level: str = "cluster"  # "cluster" or "instance"
+    level: DbResource = DbResource.CLUSTER
 
 
 @dataclass(frozen=True)
 class DbSource:
     """An Aurora cluster (with its writer instance) or an RDS instance, as the restore needs it."""
 
-    kind: str  # AURORA or RDS
+    kind: DbKind
     identifier: str
     arn: str
     engine: str
@@ -64,13 +115,13 @@ class DbSource:
     settings: tuple[CarriedSetting, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def settings_frame(self):
+    def settings_frame(self) -> pd.DataFrame:
         import pandas as pd
 
         rows = [
             {
                 "setting": s.name,
-                "level": s.level,
+                "level": s.level.value,
                 "source value": _show(s.value),
                 "carried by": s.api_param or "kept by AWS (verified after restore)",
             }
@@ -98,25 +149,16 @@ def _tags(raw: Mapping[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _client_error_code(exc: Exception) -> str:
-    resp = getattr(exc, "response", None) or {}
-    return resp.get("Error", {}).get("Code", "")
+def _missing(exc: ClientError) -> bool:
+    return aws_error_kind(exc) is AwsErrorKind.NOT_FOUND
 
 
-def cluster_exists(identifier: str, *, rds) -> bool:
-    try:
-        rds.describe_db_clusters(DBClusterIdentifier=identifier)
-    except rds.exceptions.DBClusterNotFoundFault:
-        return False
-    return True
+def cluster_exists(identifier: str, *, rds: RDSClient) -> bool:
+    return _status(DbResource.CLUSTER, identifier, rds=rds) != ""
 
 
-def instance_exists(identifier: str, *, rds) -> bool:
-    try:
-        rds.describe_db_instances(DBInstanceIdentifier=identifier)
-    except rds.exceptions.DBInstanceNotFoundFault:
-        return False
-    return True
+def instance_exists(identifier: str, *, rds: RDSClient) -> bool:
+    return _status(DbResource.INSTANCE, identifier, rds=rds) != ""
 
 
 def _cluster_settings(
@@ -162,27 +204,30 @@ def _cluster_settings(
         ogs = [o["OptionGroupName"] for o in writer.get("OptionGroupMemberships") or []]
         s += [
             CarriedSetting(
-                "instance class", writer.get("DBInstanceClass", ""), "DBInstanceClass", "instance"
+                "instance class",
+                writer.get("DBInstanceClass", ""),
+                "DBInstanceClass",
+                DbResource.INSTANCE,
             ),
             CarriedSetting(
                 "instance parameter group",
                 pgs[0] if pgs else "",
                 "DBParameterGroupName",
-                "instance",
+                DbResource.INSTANCE,
             ),
             CarriedSetting(
                 "option group",
                 ogs[0] if ogs and not ogs[0].startswith("default:") else "",
                 "OptionGroupName",
-                "instance",
+                DbResource.INSTANCE,
             ),
             CarriedSetting(
                 "publicly accessible",
                 bool(writer.get("PubliclyAccessible")),
                 "PubliclyAccessible",
-                "instance",
+                DbResource.INSTANCE,
             ),
-            CarriedSetting("instance tags", _tags(writer), "Tags", "instance"),
+            CarriedSetting("instance tags", _tags(writer), "Tags", DbResource.INSTANCE),
         ]
     return tuple(s)
 
@@ -193,74 +238,84 @@ def _instance_settings(i: Mapping[str, Any]) -> tuple[CarriedSetting, ...]:
     sg = i.get("DBSubnetGroup") or {}
     return (
         CarriedSetting(
-            "DB subnet group", sg.get("DBSubnetGroupName", ""), "DBSubnetGroupName", "instance"
+            "DB subnet group",
+            sg.get("DBSubnetGroupName", ""),
+            "DBSubnetGroupName",
+            DbResource.INSTANCE,
         ),
         CarriedSetting(
             "VPC security groups",
             [g["VpcSecurityGroupId"] for g in i.get("VpcSecurityGroups") or []],
             "VpcSecurityGroupIds",
-            "instance",
+            DbResource.INSTANCE,
         ),
         CarriedSetting(
-            "parameter group", pgs[0] if pgs else "", "DBParameterGroupName", "instance"
+            "parameter group", pgs[0] if pgs else "", "DBParameterGroupName", DbResource.INSTANCE
         ),
         CarriedSetting(
             "option group",
             ogs[0] if ogs and not ogs[0].startswith("default:") else "",
             "OptionGroupName",
-            "instance",
+            DbResource.INSTANCE,
         ),
         CarriedSetting(
-            "KMS key", i.get("KmsKeyId", "") if i.get("StorageEncrypted") else "", "", "instance"
+            "KMS key",
+            i.get("KmsKeyId", "") if i.get("StorageEncrypted") else "",
+            "",
+            DbResource.INSTANCE,
         ),
         CarriedSetting(
             "port",
             (i.get("Endpoint") or {}).get("Port") or i.get("DbInstancePort"),
             "Port",
-            "instance",
+            DbResource.INSTANCE,
         ),
         CarriedSetting(
             "IAM database authentication",
             bool(i.get("IAMDatabaseAuthenticationEnabled")),
             "EnableIAMDatabaseAuthentication",
-            "instance",
+            DbResource.INSTANCE,
         ),
         CarriedSetting(
             "deletion protection",
             bool(i.get("DeletionProtection")),
             "DeletionProtection",
-            "instance",
+            DbResource.INSTANCE,
         ),
-        CarriedSetting("tags", _tags(i), "Tags", "instance"),
+        CarriedSetting("tags", _tags(i), "Tags", DbResource.INSTANCE),
         CarriedSetting(
             "log exports",
             list(i.get("EnabledCloudwatchLogsExports") or []),
             "EnableCloudwatchLogsExports",
-            "instance",
+            DbResource.INSTANCE,
         ),
-        CarriedSetting("Multi-AZ", bool(i.get("MultiAZ")), "MultiAZ", "instance"),
+        CarriedSetting("Multi-AZ", bool(i.get("MultiAZ")), "MultiAZ", DbResource.INSTANCE),
         CarriedSetting(
             "publicly accessible",
             bool(i.get("PubliclyAccessible")),
             "PubliclyAccessible",
-            "instance",
+            DbResource.INSTANCE,
         ),
-        CarriedSetting("storage type", i.get("StorageType", ""), "StorageType", "instance"),
+        CarriedSetting(
+            "storage type", i.get("StorageType", ""), "StorageType", DbResource.INSTANCE
+        ),
         CarriedSetting(
             "copy tags to snapshot",
             bool(i.get("CopyTagsToSnapshot")),
             "CopyTagsToSnapshot",
-            "instance",
+            DbResource.INSTANCE,
         ),
-        CarriedSetting("engine version", i.get("EngineVersion", ""), "", "instance"),
+        CarriedSetting("engine version", i.get("EngineVersion", ""), "", DbResource.INSTANCE),
     )
 
 
-def describe_cluster(identifier: str, *, rds) -> DbSource:
+def describe_cluster(identifier: str, *, rds: RDSClient) -> DbSource:
     """The Aurora cluster, its writer instance and the settings a restore must carry."""
     try:
         c = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]
-    except rds.exceptions.DBClusterNotFoundFault as exc:
+    except ClientError as exc:
+        if not _missing(exc):
+            raise translate_aws_error(exc, f"rds:DescribeDBClusters {identifier}") from exc
         raise NotFoundError(
             f"Aurora cluster {identifier!r} not found in this account/region. Check `source` and "
             "`region` (aws rds describe-db-clusters --query 'DBClusters[].DBClusterIdentifier')."
@@ -275,7 +330,11 @@ def describe_cluster(identifier: str, *, rds) -> DbSource:
     )
     writer: Mapping[str, Any] = {}
     if writer_id:
-        writer = rds.describe_db_instances(DBInstanceIdentifier=writer_id)["DBInstances"][0]
+        writer = _call(
+            f"rds:DescribeDBInstances {writer_id}",
+            rds.describe_db_instances,
+            DBInstanceIdentifier=writer_id,
+        )["DBInstances"][0]
     return DbSource(
         kind=AURORA,
         identifier=identifier,
@@ -295,7 +354,7 @@ def describe_cluster(identifier: str, *, rds) -> DbSource:
     )
 
 
-def describe_instance(identifier: str, *, rds) -> DbSource:
+def describe_instance(identifier: str, *, rds: RDSClient) -> DbSource:
     """The RDS instance and the settings a restore must carry.
 
     DescribeDBInstances gives only the latest restorable time; the earliest comes from the
@@ -304,7 +363,9 @@ def describe_instance(identifier: str, *, rds) -> DbSource:
     """
     try:
         i = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
-    except rds.exceptions.DBInstanceNotFoundFault as exc:
+    except ClientError as exc:
+        if not _missing(exc):
+            raise translate_aws_error(exc, f"rds:DescribeDBInstances {identifier}") from exc
         raise NotFoundError(
             f"RDS instance {identifier!r} not found in this account/region. Check `source` and "
             "`region` (aws rds describe-db-instances --query 'DBInstances[].DBInstanceIdentifier')."
@@ -316,13 +377,11 @@ def describe_instance(identifier: str, *, rds) -> DbSource:
         )
         for b in backups:
             earliest = (b.get("RestoreWindow") or {}).get("EarliestTime") or earliest
-    except rds.exceptions.ClientError as exc:  # older partitions/emulators: fall back below
-        if _client_error_code(exc) not in (
-            "InvalidAction",
-            "NotImplemented",
-            "DBInstanceAutomatedBackupNotFoundFault",
-        ):
-            raise
+    except ClientError as exc:  # older partitions/emulators, no backup yet: fall back below
+        if aws_error_kind(exc) not in (AwsErrorKind.UNSUPPORTED, AwsErrorKind.NOT_FOUND):
+            raise translate_aws_error(
+                exc, f"rds:DescribeDBInstanceAutomatedBackups {identifier}"
+            ) from exc
     retention = int(i.get("BackupRetentionPeriod") or 0)
     if earliest is None and i.get("InstanceCreateTime") and retention:
         created = i["InstanceCreateTime"]
@@ -352,7 +411,7 @@ def _time_params(restore_time: _dt.datetime | None, *, key: str) -> dict[str, An
     return {key: restore_time.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")}
 
 
-def _carry(settings: tuple[CarriedSetting, ...], level: str) -> dict[str, Any]:
+def _carry(settings: tuple[CarriedSetting, ...], level: DbResource) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for s in settings:
         if s.level != level or not s.api_param:
@@ -376,9 +435,9 @@ def plan_cluster_restore(
         "DBClusterIdentifier": target,
         "RestoreType": "full-copy",
         **_time_params(restore_time, key="RestoreToTime"),
-        **_carry(src.settings, "cluster"),
+        **_carry(src.settings, DbResource.CLUSTER),
     }
-    inst = _carry(src.settings, "instance")
+    inst = _carry(src.settings, DbResource.INSTANCE)
     inst["DBInstanceClass"] = (
         instance_class or src.instance_class or inst.get("DBInstanceClass", "")
     )
@@ -395,7 +454,7 @@ def plan_cluster_restore(
             Change(
                 ACTION_RESTORE_CLUSTER,
                 target,
-                f"new cluster from {src.identifier} at {when}, with {len(_carry(src.settings, 'cluster'))} "
+                f"new cluster from {src.identifier} at {when}, with {len(_carry(src.settings, DbResource.CLUSTER))} "
                 "source settings carried; wait until available",
                 cparams,
             ),
@@ -423,7 +482,7 @@ def plan_instance_restore(
         "SourceDBInstanceIdentifier": src.identifier,
         "TargetDBInstanceIdentifier": target,
         **_time_params(restore_time, key="RestoreTime"),
-        **_carry(src.settings, "instance"),
+        **_carry(src.settings, DbResource.INSTANCE),
         "DBInstanceClass": instance_class or src.instance_class,
     }
     when = params.get("RestoreTime", "the latest restorable time")
@@ -434,7 +493,7 @@ def plan_instance_restore(
                 ACTION_RESTORE_INSTANCE,
                 target,
                 f"new instance {params['DBInstanceClass']} from {src.identifier} at {when}, with "
-                f"{len(_carry(src.settings, 'instance'))} source settings carried; wait until available",
+                f"{len(_carry(src.settings, DbResource.INSTANCE))} source settings carried; wait until available",
                 params,
             ),
         ),
@@ -445,7 +504,7 @@ def plan_instance_restore(
     )
 
 
-def plan_delete(kind: str, target: str, *, deletion_protection: bool) -> Plan:
+def plan_delete(kind: DbKind, target: str, *, deletion_protection: bool) -> Plan:
     """Drill cleanup: delete the restored target (never the source), skipping a final snapshot."""
     changes: list[Change] = []
     if kind == AURORA:
@@ -507,25 +566,25 @@ def plan_delete(kind: str, target: str, *, deletion_protection: bool) -> Plan:
     return Plan(title=f"Drill cleanup: delete {target}", changes=tuple(changes))
 
 
-def _status(kind: str, identifier: str, *, rds) -> str:
+def _status(kind: DbResource, identifier: str, *, rds: RDSClient) -> str:
     """Current status, or "" when it no longer exists."""
     try:
-        if kind == "cluster":
-            return rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0].get(
-                "Status", ""
-            )
-        return rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0].get(
-            "DBInstanceStatus", ""
-        )
-    except (rds.exceptions.DBClusterNotFoundFault, rds.exceptions.DBInstanceNotFoundFault):
-        return ""
+        if kind is DbResource.CLUSTER:
+            c = rds.describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"][0]
+            return c.get("Status", "")
+        i = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        return i.get("DBInstanceStatus", "")
+    except ClientError as exc:
+        if _missing(exc):
+            return ""
+        raise translate_aws_error(exc, f"rds:Describe {kind.value} {identifier}") from exc
 
 
 def wait_for(
-    kind: str,
+    kind: DbResource | str,
     identifier: str,
     *,
-    rds,
+    rds: RDSClient,
     want: str = "available",
     timeout_s: float,
     poll_s: float = DEFAULT_POLL_SECONDS,
@@ -535,6 +594,7 @@ def wait_for(
 
     On timeout: RunbookTimeoutError naming what exists now, its status, and how to resume.
     """
+    kind = DbResource(kind)
 
     def check() -> tuple[bool, str, str]:
         status = _status(kind, identifier, rds=rds)
@@ -542,10 +602,11 @@ def wait_for(
 
     def timeout_message(status: str, _shown: str) -> str:
         return (
-            f"{kind} {identifier} is '{status or 'gone'}' after {timeout_s:.0f} s (wanted "
+            f"{kind.value} {identifier} is '{status or 'gone'}' after {timeout_s:.0f} s (wanted "
             f"'{want or 'deleted'}'). It exists and AWS keeps working on it. To resume: "
-            f"`aws rds wait db-{kind}-{'available' if want else 'deleted'} --db-{kind}-identifier "
-            f"{identifier}`{resume_hint}, or run again with a larger wait_timeout_minutes."
+            f"`aws rds wait db-{kind.value}-{'available' if want else 'deleted'} "
+            f"--db-{kind.value}-identifier {identifier}`{resume_hint}, or run again with a larger "
+            "wait_timeout_minutes."
         )
 
     return poll_until(
@@ -557,87 +618,173 @@ def wait_for(
     )
 
 
-def execute_change(
-    change: Change, *, rds, timeout_s: float, poll_s: float = DEFAULT_POLL_SECONDS
-) -> ChangeOutcome:
-    """Perform one planned RDS call and wait (bounded) for its effect."""
-    p = dict(change.params)
-    t0 = time.monotonic()
-    data: dict[str, Any] = {}
-    if change.action == ACTION_RESTORE_CLUSTER:
-        rds.restore_db_cluster_to_point_in_time(**p)
-        wait_for(
-            "cluster",
-            p["DBClusterIdentifier"],
-            rds=rds,
-            timeout_s=timeout_s,
-            poll_s=poll_s,
-            resume_hint=", then create its writer instance (aws rds create-db-instance)",
-        )
-        c = rds.describe_db_clusters(DBClusterIdentifier=p["DBClusterIdentifier"])["DBClusters"][0]
-        data = {
-            "endpoint": c.get("Endpoint", ""),
-            "status": c.get("Status", ""),
-            "arn": c.get("DBClusterArn", ""),
-        }
-        detail = f"cluster {p['DBClusterIdentifier']} available at {data['endpoint']}"
-    elif change.action in (ACTION_CREATE_INSTANCE, ACTION_RESTORE_INSTANCE):
-        if change.action == ACTION_CREATE_INSTANCE:
-            rds.create_db_instance(**p)
-            ident = p["DBInstanceIdentifier"]
-        else:
-            rds.restore_db_instance_to_point_in_time(**p)
-            ident = p["TargetDBInstanceIdentifier"]
-        wait_for("instance", ident, rds=rds, timeout_s=timeout_s, poll_s=poll_s)
-        i = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-        ep = i.get("Endpoint") or {}
-        data = {
-            "endpoint": ep.get("Address", ""),
-            "port": ep.get("Port"),
-            "status": i.get("DBInstanceStatus", ""),
-        }
-        detail = f"instance {ident} available at {data['endpoint']}"
-    elif change.action == ACTION_MODIFY_CLUSTER:
-        rds.modify_db_cluster(**p)
-        detail = "deletion protection off"
-    elif change.action == ACTION_MODIFY_INSTANCE:
-        rds.modify_db_instance(**p)
-        wait_for("instance", p["DBInstanceIdentifier"], rds=rds, timeout_s=timeout_s, poll_s=poll_s)
-        detail = "deletion protection off"
-    elif change.action == ACTION_DELETE_INSTANCE:
-        rds.delete_db_instance(**p)
-        wait_for(
-            "instance",
-            p["DBInstanceIdentifier"],
-            rds=rds,
-            want="",
-            timeout_s=timeout_s,
-            poll_s=poll_s,
-        )
-        detail = f"instance {p['DBInstanceIdentifier']} deleted"
-    elif change.action == ACTION_DELETE_CLUSTER:
-        rds.delete_db_cluster(**p)
-        wait_for(
-            "cluster",
-            p["DBClusterIdentifier"],
-            rds=rds,
-            want="",
-            timeout_s=timeout_s,
-            poll_s=poll_s,
-        )
-        detail = f"cluster {p['DBClusterIdentifier']} deleted"
-    else:
-        raise ValueError(f"unknown RDS action {change.action!r}")
+# --- the handlers of the planned actions (opslib.core.executors) ------------------------------
+
+
+def _applied(change: Change, t0: float, detail: str, data: dict[str, Any]) -> ChangeOutcome:
     data["seconds"] = round(time.monotonic() - t0, 3)
     return ChangeOutcome(change.action, change.target, ChangeStatus.APPLIED, detail, data)
 
 
-def compare_settings(src: DbSource, restored: DbSource):
+def _refuse_protected(identifier: str, protected: frozenset[str]) -> None:
+    if identifier in protected:
+        raise PreflightError(f"Refusing to modify or delete the source {identifier}.")
+
+
+@executors.register(ACTION_RESTORE_CLUSTER)
+def restore_cluster(
+    change: Change,
+    *,
+    rds: RDSClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+) -> ChangeOutcome:
+    """Restore the cluster point-in-time and wait (bounded) until it is available."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    ident = p["DBClusterIdentifier"]
+    _call(f"{change.action} {ident}", rds.restore_db_cluster_to_point_in_time, **p)
+    wait_for(
+        DbResource.CLUSTER,
+        ident,
+        rds=rds,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+        resume_hint=", then create its writer instance (aws rds create-db-instance)",
+    )
+    c = _call(
+        f"rds:DescribeDBClusters {ident}", rds.describe_db_clusters, DBClusterIdentifier=ident
+    )
+    c = c["DBClusters"][0]
+    data = {
+        "endpoint": c.get("Endpoint", ""),
+        "status": c.get("Status", ""),
+        "arn": c.get("DBClusterArn", ""),
+    }
+    return _applied(change, t0, f"cluster {ident} available at {data['endpoint']}", data)
+
+
+def _instance_available(
+    change: Change, ident: str, t0: float, *, rds: RDSClient, timeout_s: float, poll_s: float
+) -> ChangeOutcome:
+    wait_for(DbResource.INSTANCE, ident, rds=rds, timeout_s=timeout_s, poll_s=poll_s)
+    i = _call(
+        f"rds:DescribeDBInstances {ident}", rds.describe_db_instances, DBInstanceIdentifier=ident
+    )["DBInstances"][0]
+    ep = i.get("Endpoint") or {}
+    data = {
+        "endpoint": ep.get("Address", ""),
+        "port": ep.get("Port"),
+        "status": i.get("DBInstanceStatus", ""),
+    }
+    return _applied(change, t0, f"instance {ident} available at {data['endpoint']}", data)
+
+
+@executors.register(ACTION_CREATE_INSTANCE)
+def create_instance(
+    change: Change,
+    *,
+    rds: RDSClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+) -> ChangeOutcome:
+    """Create the writer instance of a restored cluster; wait (bounded) until it is available."""
+    t0 = time.monotonic()
+    ident = change.params["DBInstanceIdentifier"]
+    _call(f"{change.action} {ident}", rds.create_db_instance, **change.params)
+    return _instance_available(change, ident, t0, rds=rds, timeout_s=timeout_s, poll_s=poll_s)
+
+
+@executors.register(ACTION_RESTORE_INSTANCE)
+def restore_instance(
+    change: Change,
+    *,
+    rds: RDSClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+) -> ChangeOutcome:
+    """Restore an RDS instance point-in-time; wait (bounded) until it is available."""
+    t0 = time.monotonic()
+    ident = change.params["TargetDBInstanceIdentifier"]
+    _call(f"{change.action} {ident}", rds.restore_db_instance_to_point_in_time, **change.params)
+    return _instance_available(change, ident, t0, rds=rds, timeout_s=timeout_s, poll_s=poll_s)
+
+
+@executors.register(ACTION_MODIFY_CLUSTER)
+def modify_cluster(
+    change: Change, *, rds: RDSClient, protected: frozenset[str] = frozenset()
+) -> ChangeOutcome:
+    """Turn off the deletion protection a drill cluster copied from its source."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    _refuse_protected(p["DBClusterIdentifier"], protected)
+    _call(f"{change.action} {p['DBClusterIdentifier']}", rds.modify_db_cluster, **p)
+    return _applied(change, t0, "deletion protection off", {})
+
+
+@executors.register(ACTION_MODIFY_INSTANCE)
+def modify_instance(
+    change: Change,
+    *,
+    rds: RDSClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+    protected: frozenset[str] = frozenset(),
+) -> ChangeOutcome:
+    """Turn off the deletion protection a drill instance copied from its source."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    ident = p["DBInstanceIdentifier"]
+    _refuse_protected(ident, protected)
+    _call(f"{change.action} {ident}", rds.modify_db_instance, **p)
+    wait_for(DbResource.INSTANCE, ident, rds=rds, timeout_s=timeout_s, poll_s=poll_s)
+    return _applied(change, t0, "deletion protection off", {})
+
+
+@executors.register(ACTION_DELETE_INSTANCE)
+def delete_instance(
+    change: Change,
+    *,
+    rds: RDSClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+    protected: frozenset[str] = frozenset(),
+) -> ChangeOutcome:
+    """Delete a drill instance and wait (bounded) until it is gone; never one in ``protected``."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    ident = p["DBInstanceIdentifier"]
+    _refuse_protected(ident, protected)
+    _call(f"{change.action} {ident}", rds.delete_db_instance, **p)
+    wait_for(DbResource.INSTANCE, ident, rds=rds, want="", timeout_s=timeout_s, poll_s=poll_s)
+    return _applied(change, t0, f"instance {ident} deleted", {})
+
+
+@executors.register(ACTION_DELETE_CLUSTER)
+def delete_cluster(
+    change: Change,
+    *,
+    rds: RDSClient,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_s: float = DEFAULT_POLL_SECONDS,
+    protected: frozenset[str] = frozenset(),
+) -> ChangeOutcome:
+    """Delete a drill cluster and wait (bounded) until it is gone; never one in ``protected``."""
+    p = dict(change.params)
+    t0 = time.monotonic()
+    ident = p["DBClusterIdentifier"]
+    _refuse_protected(ident, protected)
+    _call(f"{change.action} {ident}", rds.delete_db_cluster, **p)
+    wait_for(DbResource.CLUSTER, ident, rds=rds, want="", timeout_s=timeout_s, poll_s=poll_s)
+    return _applied(change, t0, f"cluster {ident} deleted", {})
+
+
+def compare_settings(src: DbSource, restored: DbSource) -> list[tuple[str, str, str]]:
     """Each carried setting on the source and on the restored target, side by side."""
     tgt = {(s.level, s.name): s.value for s in restored.settings}
     rows = []
     for s in src.settings:
         t = tgt.get((s.level, s.name))
         sv, tv = _show(s.value), _show(t)
-        rows.append((f"{s.level}: {s.name}", sv, tv))
+        rows.append((f"{s.level.value}: {s.name}", sv, tv))
     return rows

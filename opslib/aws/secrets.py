@@ -1,29 +1,39 @@
 """Optional cutover: point the Secrets Manager secret that holds a database endpoint at the
-restored target (seed 000 §3: "update the Route53 CNAME or Secret Manager").
+restored target (the restore procedure's "update the Route53 CNAME or the secret" step).
 
 Only the ``host`` field (or another named field) changes; every other field, the password
 included, is carried over untouched and never shown or recorded. ``PutSecretValue`` moves
 the AWSCURRENT label to the new version and AWSPREVIOUS to the old one, so rolling back is
 ``aws secretsmanager update-secret-version-stage`` with the previous version id the outcome
 records. The plan pins the current version id: if someone rotates the secret between plan and
-apply, the apply refuses instead of overwriting the rotation.
+apply, the apply refuses instead of overwriting the rotation. The handler of the planned
+action is registered in :mod:`opslib.core.executors`.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opslib.core.errors import BadInputError, NotFoundError, OpslibError
+from botocore.exceptions import ClientError
+
+from opslib.clients import AwsErrorKind, aws_error_kind, translate_aws_error
+from opslib.core import executors
+from opslib.core.errors import BadInputError, ConflictError, NotFoundError
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
+
+if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 ACTION_PUT = "secretsmanager:PutSecretValue"
 
 
-def _current(secret_id: str, *, secretsmanager) -> tuple[dict[str, Any], str]:
+def _current(secret_id: str, *, secretsmanager: SecretsManagerClient) -> tuple[dict[str, Any], str]:
     try:
         v = secretsmanager.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")
-    except secretsmanager.exceptions.ResourceNotFoundException as exc:
+    except ClientError as exc:
+        if aws_error_kind(exc) is not AwsErrorKind.NOT_FOUND:
+            raise translate_aws_error(exc, f"secretsmanager:GetSecretValue {secret_id}") from exc
         raise NotFoundError(
             f"Secret {secret_id!r} not found. Give cutover_secret = the name or ARN of the secret "
             "that holds the database endpoint (aws secretsmanager list-secrets)."
@@ -41,7 +51,12 @@ def _current(secret_id: str, *, secretsmanager) -> tuple[dict[str, Any], str]:
 
 
 def plan_cutover(
-    secret_id: str, new_host: str, *, secretsmanager, field: str = "host", new_port: int = 0
+    secret_id: str,
+    new_host: str,
+    *,
+    secretsmanager: SecretsManagerClient,
+    field: str = "host",
+    new_port: int = 0,
 ) -> Plan:
     """Plan to set ``field`` (and ``port`` when given) of the secret to the restored endpoint."""
     if not new_host:
@@ -77,19 +92,23 @@ def plan_cutover(
     )
 
 
-def execute_cutover(change: Change, *, secretsmanager) -> ChangeOutcome:
+@executors.register(ACTION_PUT)
+def put_secret_value(change: Change, *, secretsmanager: SecretsManagerClient) -> ChangeOutcome:
     """Write the new version; refuses if the secret changed since the plan (rotation in between)."""
     p = change.params
     body, version = _current(p["SecretId"], secretsmanager=secretsmanager)
     if version != p["expected_version"]:
-        raise OpslibError(
+        raise ConflictError(
             f"Secret {p['SecretId']} changed since the plan (version {p['expected_version']} -> "
             f"{version}); plan the cutover again."
         )
     body[p["field"]] = p["new_host"]
     if p.get("new_port"):
         body["port"] = p["new_port"] if isinstance(body.get("port"), int) else str(p["new_port"])
-    out = secretsmanager.put_secret_value(SecretId=p["SecretId"], SecretString=json.dumps(body))
+    try:
+        out = secretsmanager.put_secret_value(SecretId=p["SecretId"], SecretString=json.dumps(body))
+    except ClientError as exc:
+        raise translate_aws_error(exc, f"{change.action} {p['SecretId']}") from exc
     return ChangeOutcome(
         change.action,
         change.target,

@@ -12,7 +12,9 @@ PostgreSQL refuses to run as root; when opslib runs as root, the restored server
 OS user that owns the base backup (that user can read it, and the copy is given to it).
 
 Each step is a :class:`~opslib.core.plans.Change` so the gate shows, approves and records them
-one by one; :func:`restore` runs the same steps in one call (library path, used by the bench).
+one by one; the module registers the handler of each step (and of the drill cleanup) in
+:mod:`opslib.core.executors`, bound to a :class:`PgRestoreSpec` as ``pg_spec``. :func:`restore`
+runs the same steps in one call (library path for scripts and tests).
 """
 
 from __future__ import annotations
@@ -28,12 +30,27 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from opslib.core.errors import NotFoundError, OpslibError, PitrRecoveryError, PreflightError
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from opslib.core import executors
+from opslib.core.errors import (
+    BadInputError,
+    NotFoundError,
+    OpslibError,
+    PitrRecoveryError,
+    PreflightError,
+)
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 from opslib.core.progress import ProgressFactory, default_progress, no_progress
 from opslib.core.waits import poll_until
 from opslib.pg import binaries
+
+if TYPE_CHECKING:
+    import psycopg
 
 #: the settings file the restore writes; ALTER SYSTEM owns postgresql.auto.conf, so we append
 #: to it rather than editing postgresql.conf (the last occurrence of a setting wins).
@@ -45,6 +62,15 @@ ACTION_COPY = "pg:copy-base-backup"
 ACTION_CONFIGURE = "pg:write-recovery-settings"
 ACTION_START = "pg:ctl-start"
 ACTION_PROMOTE = "pg:wait-for-promotion"
+ACTION_DELETE = "pg:stop-and-delete"
+
+#: the actions of a restore and of its drill cleanup
+RESTORE_ACTIONS = frozenset(
+    {ACTION_COPY, ACTION_CONFIGURE, ACTION_START, ACTION_PROMOTE, ACTION_DELETE}
+)
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+#: validation counts every user table unless there are more than this (then validation_sql)
+MAX_TABLES = 500
 
 _WAL_SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 
@@ -127,8 +153,6 @@ def _parse_label_time(value: str) -> _dt.datetime | None:
     if tz in ("UTC", "GMT", "Z", "+00", "+0000", "+00:00"):
         return t.replace(tzinfo=_dt.UTC)
     try:
-        from zoneinfo import ZoneInfo
-
         return t.replace(tzinfo=ZoneInfo(m.group(2))).astimezone(_dt.UTC)
     except Exception:  # noqa: BLE001 - an unknown zone name: say "unknown" rather than guess
         return None
@@ -586,26 +610,74 @@ def wait_for_promotion(
     return time.monotonic() - t0
 
 
-def execute_change(change: Change, s: PgRestoreSpec, *, timeout_s: float) -> ChangeOutcome:
-    """Perform one planned step (the gate calls this after approval)."""
-    t0 = time.monotonic()
-    if change.action == ACTION_COPY:
-        copy_base_backup(s)
-        detail = f"copied {s.base_backup} -> {s.target_dir}"
-    elif change.action == ACTION_CONFIGURE:
-        write_recovery_settings(s)
-        detail = "recovery.signal and recovery settings written"
-    elif change.action == ACTION_START:
-        pid = start_server(s)
-        detail = f"server started, pid {pid}, port {s.port}"
-    elif change.action == ACTION_PROMOTE:
-        waited = wait_for_promotion(s, timeout_s=timeout_s)
-        detail = f"promoted after {waited:.1f} s of recovery"
-    else:
-        raise ValueError(f"unknown PostgreSQL restore step {change.action!r}")
-    secs = time.monotonic() - t0
+# --- the handlers of the planned steps (opslib.core.executors) --------------------------------
+
+
+def _applied(change: Change, t0: float, detail: str) -> ChangeOutcome:
+    secs = round(time.monotonic() - t0, 3)
     return ChangeOutcome(
-        change.action, change.target, ChangeStatus.APPLIED, detail, {"seconds": round(secs, 3)}
+        change.action, change.target, ChangeStatus.APPLIED, detail, {"seconds": secs}
+    )
+
+
+@executors.register(ACTION_COPY)
+def copy_step(change: Change, *, pg_spec: PgRestoreSpec) -> ChangeOutcome:
+    """Copy the base backup into the new data dir."""
+    t0 = time.monotonic()
+    copy_base_backup(pg_spec)
+    return _applied(change, t0, f"copied {pg_spec.base_backup} -> {pg_spec.target_dir}")
+
+
+@executors.register(ACTION_CONFIGURE)
+def configure_step(change: Change, *, pg_spec: PgRestoreSpec) -> ChangeOutcome:
+    """Write recovery.signal and the recovery settings."""
+    t0 = time.monotonic()
+    write_recovery_settings(pg_spec)
+    return _applied(change, t0, "recovery.signal and recovery settings written")
+
+
+@executors.register(ACTION_START)
+def start_step(change: Change, *, pg_spec: PgRestoreSpec) -> ChangeOutcome:
+    """Start the restored server (it begins replaying WAL)."""
+    t0 = time.monotonic()
+    pid = start_server(pg_spec)
+    return _applied(change, t0, f"server started, pid {pid}, port {pg_spec.port}")
+
+
+@executors.register(ACTION_PROMOTE)
+def promote_step(
+    change: Change,
+    *,
+    pg_spec: PgRestoreSpec,
+    timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    progress: ProgressFactory = default_progress,
+) -> ChangeOutcome:
+    """Wait (bounded, with progress) until recovery has ended and the server is promoted."""
+    t0 = time.monotonic()
+    waited = wait_for_promotion(pg_spec, timeout_s=timeout_s, progress=progress)
+    return _applied(change, t0, f"promoted after {waited:.1f} s of recovery")
+
+
+@executors.register(ACTION_DELETE)
+def delete_step(change: Change, *, pg_spec: PgRestoreSpec) -> ChangeOutcome:
+    """Drill cleanup: stop the restored server and delete its data dir."""
+    t0 = time.monotonic()
+    remove_target(change.params["target_dir"], bin_dir=pg_spec.bin_dir)
+    return _applied(change, t0, "server stopped, data dir deleted")
+
+
+def plan_delete(target_dir: str) -> Plan:
+    """Drill cleanup: stop the restored server and delete its data dir (never the source)."""
+    return Plan(
+        title=f"Drill cleanup: stop and delete {target_dir}",
+        changes=(
+            Change(
+                ACTION_DELETE,
+                target_dir,
+                f"pg_ctl stop -m fast, then delete {target_dir}",
+                {"target_dir": target_dir},
+            ),
+        ),
     )
 
 
@@ -661,3 +733,50 @@ def remove_target(target_dir: str, *, bin_dir: str = "") -> None:
     if Path(target_dir).exists():
         stop_server(target_dir, bin_dir=bin_dir)
         shutil.rmtree(target_dir)
+
+
+# --- validation reads (read-only transactions) ------------------------------------------------
+
+USER_TABLES_SQL = """
+select n.nspname, c.relname
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p') and not c.relispartition
+  and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg\\_toast%%'
+order by 1, 2
+"""
+
+
+def row_counts(conn: psycopg.Connection, *, max_tables: int = MAX_TABLES) -> dict[str, int]:
+    """Exact ``count(*)`` of every user table (schema.table -> rows), in a read-only transaction."""
+    out: dict[str, int] = {}
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        tables = conn.execute(USER_TABLES_SQL).fetchall()
+        if len(tables) > max_tables:
+            raise BadInputError(
+                f"{len(tables)} user tables exceed max_tables={max_tables}; give validation_sql instead."
+            )
+        for schema, name in tables:
+            q = sql.SQL("select count(*) from {}.{}").format(
+                sql.Identifier(schema), sql.Identifier(name)
+            )
+            out[f"{schema}.{name}"] = int(conn.execute(q).fetchone()[0])
+    return out
+
+
+def run_query(conn: psycopg.Connection, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The validation query in a read-only transaction: (columns, rows), capped at 1000 rows."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        cur = conn.execute(query)
+        cols = [d.name for d in cur.description or []]
+        rows = cur.fetchmany(1000)
+    return cols, rows
+
+
+def restored_conninfo(source_conninfo: str, port: int) -> str:
+    """The restored server's conninfo: the source's, with host 127.0.0.1 and the target's port."""
+    d = conninfo_to_dict(source_conninfo) if source_conninfo else {}
+    d.update(host="127.0.0.1", port=str(port))
+    d.pop("hostaddr", None)
+    return make_conninfo(**{k: str(v) for k, v in d.items()})

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
+import io
+from typing import TYPE_CHECKING
 
 from opslib.report import _display, show_heading, show_table
+from opslib.runbooks.pitr_restore import Preflight, RestoreOutcome, Validation
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
-def show_preflight(pre: Any) -> None:
+def show_preflight(pre: Preflight) -> None:
     """The read-only checks, the restorable window, and what the restore carries from the source."""
     show_table(pre.to_frame(), title="Preflight (read only)")
     show_table(pre.window_frame(), title="Restorable window")
@@ -19,14 +25,14 @@ def show_preflight(pre: Any) -> None:
         )
 
 
-def show_outcome(outcome: Any) -> None:
+def show_outcome(outcome: RestoreOutcome) -> None:
     """Each applied step with its status and duration."""
     show_table(outcome.to_frame(), title=f"Restore: {outcome.status.value} -> {outcome.target}")
     if outcome.endpoint:
         print(f"target endpoint: {outcome.endpoint}" + (f":{outcome.port}" if outcome.port else ""))
 
 
-def _style(frame):
+def _style(frame: pd.DataFrame) -> object:
     def color(row):
         m = row.get("match", "")
         bg = "#fde2e1" if m == "NO" else ("#e3f6e5" if m == "yes" else "")
@@ -38,7 +44,7 @@ def _style(frame):
         return frame
 
 
-def show_validation(validation: Any) -> None:
+def show_validation(validation: Validation) -> None:
     """Source and target side by side with the differences; a sample of restored items if any."""
     frame = validation.to_frame()
     show_heading(f"Validation ({validation.kind}): {validation.status.value}")
@@ -63,7 +69,9 @@ def show_validation(validation: Any) -> None:
         )
 
 
-def timeline_events(pre: Any, outcome: Any, validation: Any) -> list[tuple[str, _dt.datetime]]:
+def timeline_events(
+    pre: Preflight, outcome: RestoreOutcome, validation: Validation
+) -> list[tuple[str, _dt.datetime]]:
     """(label, UTC time) of the restore point, the window and each step of the run."""
 
     def parse(s: str) -> _dt.datetime | None:
@@ -86,7 +94,7 @@ def timeline_events(pre: Any, outcome: Any, validation: Any) -> list[tuple[str, 
     return [(n, t) for n, t in ev if t is not None]
 
 
-def timeline_frame(pre: Any, outcome: Any, validation: Any):
+def timeline_frame(pre: Preflight, outcome: RestoreOutcome, validation: Validation) -> pd.DataFrame:
     import pandas as pd
 
     rows = [
@@ -99,7 +107,9 @@ def timeline_frame(pre: Any, outcome: Any, validation: Any):
     return pd.DataFrame(rows, columns=["event", "UTC"])
 
 
-def step_durations(outcome: Any, validation: Any) -> list[tuple[str, float, float]]:
+def step_durations(
+    outcome: RestoreOutcome, validation: Validation
+) -> list[tuple[str, float, float]]:
     """(step, start, seconds) after approval: the steps run back to back, then validation."""
     rows: list[tuple[str, float, float]] = []
     t = 0.0
@@ -113,7 +123,7 @@ def step_durations(outcome: Any, validation: Any) -> list[tuple[str, float, floa
     return rows
 
 
-def timeline_figure(pre: Any, outcome: Any, validation: Any):
+def timeline_figure(pre: Preflight, outcome: RestoreOutcome, validation: Validation) -> Figure:
     """Left: the restorable window and the restore point. Right: this run's steps after approval."""
     import matplotlib.dates as mdates
     from matplotlib.figure import Figure
@@ -159,9 +169,8 @@ def timeline_figure(pre: Any, outcome: Any, validation: Any):
     return fig
 
 
-def show_timeline(pre: Any, outcome: Any, validation: Any) -> None:
+def show_timeline(pre: Preflight, outcome: RestoreOutcome, validation: Validation) -> None:
     show_table(timeline_frame(pre, outcome, validation), title="Timeline (UTC)")
-    import io
 
     fig = timeline_figure(pre, outcome, validation)
     buf = io.BytesIO()

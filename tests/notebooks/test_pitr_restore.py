@@ -8,6 +8,8 @@ and after every run; restored servers are stopped at the end of each test.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import psycopg
 import pytest
 
 import opslib
+from opslib.aws import rds as r_
+from opslib.core import executors
 from opslib.evidence import verify
 from opslib.pg import pitr
 
@@ -151,8 +155,6 @@ def test_aurora_drill_restores_validates_times_and_deletes(aws, tmp_path):
         "rds:DeleteDBInstance",
         "rds:DeleteDBCluster",
     ]
-    from opslib.aws import rds as r_
-
     assert not r_.cluster_exists(target, rds=aws["rds"])
     src_after = aws["rds"].describe_db_clusters(DBClusterIdentifier="fintech-cluster")[
         "DBClusters"
@@ -192,11 +194,10 @@ def test_aurora_restore_with_secret_cutover_keeps_previous_version(aws, tmp_path
         assert inst["DBInstanceClass"] == "db.r6g.xlarge"
     finally:
         sm.put_secret_value(SecretId="fintech/aurora", SecretString=old["SecretString"])
-        from opslib.aws import rds as r_
-
         if r_.cluster_exists(target, rds=rds):
+            execute = executors.bind(rds=rds, timeout_s=30, poll_s=0.2)
             for c in r_.plan_delete(r_.AURORA, target, deletion_protection=True).changes:
-                r_.execute_change(c, rds=rds, timeout_s=30, poll_s=0.2)
+                execute(c)
 
 
 def test_dynamodb_restore_to_new_table(aws, tmp_path):
@@ -295,9 +296,6 @@ def test_existing_pg_target_dir_is_refused(pg_params, tmp_path):
 
 def test_failed_restore_leaves_a_bundle_with_the_error(pg_params, tmp_path):
     """The archive lost the WAL after the base backup: the restored server stops during recovery."""
-    import os
-    import shutil
-
     start = (
         pitr.inspect_base_backup(pg_params["pg_base_backup"])
         .start_wal.split("file ")[-1]

@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
-from opslib import clients, restore
+from opslib import clients
 from opslib.aws import dynamodb as d
-from opslib.core.errors import NotFoundError, PreflightError
+from opslib.core import executors
+from opslib.core.errors import NotFoundError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -39,9 +40,10 @@ def test_restore_reapplies_ttl_tags_and_pitr(ddb):
     ]
     assert any("auto scaling" in w for w in plan.warnings)
     source_count = d.count_items("fintech-sessions", dynamodb=ddb)
+    execute = executors.bind(dynamodb=ddb, timeout_s=30, poll_s=0.2)
     try:
         for c in plan.changes:
-            d.execute_change(c, dynamodb=ddb, timeout_s=30, poll_s=0.2)
+            execute(c)
         t = d.describe_table(target, dynamodb=ddb)
         assert (
             t.status == "ACTIVE" and t.pitr_status == "ENABLED" and t.ttl_attribute == "expires_at"
@@ -52,7 +54,7 @@ def test_restore_reapplies_ttl_tags_and_pitr(ddb):
         assert len(sample) == 3 and all(s["session_id"].startswith("sess-") for s in sample)
     finally:
         for c in d.plan_delete(target).changes:
-            d.execute_change(c, dynamodb=ddb, timeout_s=30, poll_s=0.2)
+            execute(c)
     assert not d.table_exists(target, dynamodb=ddb)
     assert d.count_items("fintech-sessions", dynamodb=ddb) == source_count  # source untouched
 
@@ -76,24 +78,7 @@ def test_count_is_paginated_and_capped(ddb):
         ddb.delete_table(TableName=name)
 
 
-def test_pitr_disabled_missing_source_and_existing_target_refused(ddb):
-    name = f"nopitr-{uuid.uuid4().hex[:6]}"
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    cl = restore.RestoreClients(dynamodb=ddb)
-    try:
-        with pytest.raises(PreflightError, match="Point-in-time recovery is DISABLED"):
-            restore.preflight(restore.prepare(engine="dynamodb", source=name), clients=cl)
-        with pytest.raises(PreflightError, match="already exists"):
-            restore.preflight(
-                restore.prepare(engine="dynamodb", source="fintech-sessions", target=name),
-                clients=cl,
-            )
-    finally:
-        ddb.delete_table(TableName=name)
+def test_missing_table_is_not_found(ddb):
     with pytest.raises(NotFoundError, match="not found"):
-        restore.preflight(restore.prepare(engine="dynamodb", source="no-such-table"), clients=cl)
+        d.describe_table("no-such-table", dynamodb=ddb)
+    assert not d.table_exists("no-such-table", dynamodb=ddb)

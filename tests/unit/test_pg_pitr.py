@@ -178,3 +178,17 @@ def test_timeout_says_what_exists_and_how_to_resume(scenario, target_dir):
     # resuming = waiting longer: the same server finishes recovery
     pitr.wait_for_promotion(s, timeout_s=60, progress=no_progress)
     assert pitr.postmaster_pid(target_dir) == pid
+
+
+def test_restored_conninfo_points_at_the_target_port():
+    info = pitr.restored_conninfo("host=db.internal hostaddr=10.0.0.5 user=app dbname=pay", 6543)
+    assert "host=127.0.0.1" in info and "port=6543" in info and "dbname=pay" in info
+    assert "hostaddr" not in info
+    assert pitr.restored_conninfo("", 5) == "host=127.0.0.1 port=5"
+
+
+def test_drill_cleanup_plan_names_only_the_target_dir():
+    plan = pitr.plan_delete("/var/tmp/restore-x")
+    assert [(c.action, c.target) for c in plan.changes] == [
+        (pitr.ACTION_DELETE, "/var/tmp/restore-x")
+    ]

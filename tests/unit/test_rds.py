@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from opslib import clients, restore
+from opslib import clients
 from opslib.aws import rds as r
+from opslib.core import executors
 from opslib.core.errors import NotFoundError, PreflightError, RunbookTimeoutError
 from opslib.core.plans import ChangeStatus
 
@@ -18,6 +19,12 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def rds(sandbox):
     return clients.aws_client("rds")
+
+
+@pytest.fixture(scope="module")
+def execute(rds):
+    """The registered RDS handlers, bound to the sandbox client with short waits."""
+    return executors.bind(rds=rds, timeout_s=30, poll_s=0.2)
 
 
 def uid(prefix: str) -> str:
@@ -50,7 +57,7 @@ def test_describe_cluster_lists_what_a_bare_restore_drops(rds):
     assert set(src.settings_frame().columns) == {"setting", "level", "source value", "carried by"}
 
 
-def test_plan_carries_settings_and_restore_keeps_them(rds):
+def test_plan_carries_settings_and_restore_keeps_them(rds, execute):
     src = r.describe_cluster("fintech-cluster", rds=rds)
     target = uid("fc-unit")
     plan = r.plan_cluster_restore(
@@ -70,7 +77,7 @@ def test_plan_carries_settings_and_restore_keeps_them(rds):
     before = rds.describe_db_clusters(DBClusterIdentifier="fintech-cluster")["DBClusters"][0]
     try:
         for change in plan.changes:
-            out = r.execute_change(change, rds=rds, timeout_s=30, poll_s=0.2)
+            out = execute(change)
             assert out.status is ChangeStatus.APPLIED
         restored = r.describe_cluster(target, rds=rds)
         assert restored.status == "available" and restored.writer_instance == r.writer_instance_id(
@@ -80,14 +87,14 @@ def test_plan_carries_settings_and_restore_keeps_them(rds):
         assert diffs == [("instance: instance class", "db.r6g.large", "db.r6g.xlarge")]
     finally:
         for change in r.plan_delete(r.AURORA, target, deletion_protection=True).changes:
-            r.execute_change(change, rds=rds, timeout_s=30, poll_s=0.2)
+            execute(change)
     assert not r.cluster_exists(target, rds=rds)
     after = rds.describe_db_clusters(DBClusterIdentifier="fintech-cluster")["DBClusters"][0]
     for k in ("Status", "DeletionProtection", "DBClusterMembers", "TagList", "Endpoint"):
         assert before[k] == after[k]  # the source is untouched
 
 
-def test_rds_instance_restore_to_a_time(rds):
+def test_rds_instance_restore_to_a_time(rds, execute):
     src_id, target = uid("bank-db"), uid("bank-db-pit")
     rds.create_db_instance(
         DBInstanceIdentifier=src_id,
@@ -107,44 +114,33 @@ def test_rds_instance_restore_to_a_time(rds):
         plan = r.plan_instance_restore(src, target=target, restore_time=when)
         params = dict(plan.changes[0].params)
         assert params["RestoreTime"].endswith("Z") and params["DBSubnetGroupName"] == "fintech-db"
-        r.execute_change(plan.changes[0], rds=rds, timeout_s=30, poll_s=0.2)
+        execute(plan.changes[0])
         restored = r.describe_instance(target, rds=rds)
         assert restored.status == "available"
         assert [c for c, a, b in r.compare_settings(src, restored) if a != b] == []
         for change in r.plan_delete(r.RDS, target, deletion_protection=False).changes:
-            r.execute_change(change, rds=rds, timeout_s=30, poll_s=0.2)
+            execute(change)
         assert not r.instance_exists(target, rds=rds)
     finally:
         rds.delete_db_instance(DBInstanceIdentifier=src_id, SkipFinalSnapshot=True)
 
 
-def test_missing_source_and_existing_target_are_refused(rds):
+def test_missing_source_is_not_found(rds):
     with pytest.raises(NotFoundError, match="not found"):
         r.describe_cluster("no-such-cluster", rds=rds)
     with pytest.raises(NotFoundError, match="not found"):
         r.describe_instance("no-such-instance", rds=rds)
-    req = restore.prepare(engine="aurora", source="fintech-cluster", target="fintech-cluster-1x")
-    cl = restore.RestoreClients(rds=rds)
-    assert restore.preflight(req, clients=cl).target == "fintech-cluster-1x"
-    rds.create_db_cluster(
-        DBClusterIdentifier="fintech-cluster-1x",
-        Engine="aurora-postgresql",
-        MasterUsername="x",
-        MasterUserPassword="sandbox-only-pw1",
-    )
-    try:
-        with pytest.raises(PreflightError, match="already exists"):
-            restore.preflight(req, clients=cl)
-    finally:
-        rds.delete_db_cluster(DBClusterIdentifier="fintech-cluster-1x", SkipFinalSnapshot=True)
+    assert not r.cluster_exists("no-such-cluster", rds=rds)
+    assert not r.instance_exists("no-such-instance", rds=rds)
 
 
-def test_restore_time_outside_window_is_refused(rds):
-    req = restore.prepare(
-        engine="aurora", source="fintech-cluster", restore_time="2001-01-01T00:00:00Z"
-    )
-    with pytest.raises(PreflightError, match="before the earliest restorable time"):
-        restore.preflight(req, clients=restore.RestoreClients(rds=rds))
+def test_delete_handlers_never_touch_a_protected_identifier(rds):
+    plan = r.plan_delete(r.AURORA, "fintech-cluster", deletion_protection=True)
+    protected = executors.bind(rds=rds, protected=frozenset({"fintech-cluster"}))
+    for change in (plan.changes[0], plan.changes[-1]):  # modify and delete the cluster
+        with pytest.raises(PreflightError, match="Refusing"):
+            protected(change)
+    assert r.cluster_exists("fintech-cluster", rds=rds)
 
 
 def test_waiter_is_bounded_and_says_how_to_resume(rds):

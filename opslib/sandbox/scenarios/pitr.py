@@ -15,9 +15,13 @@ Idempotent: every seed resets these resources (and stops servers restored by ear
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import shutil
 import time
 from pathlib import Path
+
+from opslib.pg import pitr
+from opslib.sandbox.demo import DemoRun
 
 RUNBOOKS: tuple[str, ...] = ("pitr-restore",)
 
@@ -114,8 +118,6 @@ def _create_cluster(rds, sg: str) -> dict:
 
 
 def _secret(ctx, endpoint: str) -> None:
-    import json
-
     sm = ctx.aws("secretsmanager")
     body = json.dumps(
         {
@@ -175,8 +177,6 @@ def _dynamodb(ctx) -> None:
 
 
 def _stop_old_restores(sdir: Path) -> None:
-    from opslib.pg import pitr
-
     for old in sorted(sdir.glob("restore-*")):
         pitr.remove_target(str(old))
 
@@ -269,14 +269,12 @@ def seed(ctx) -> dict[str, dict]:
     return {"pitr-restore": presets}
 
 
-def demo_runs(presets: dict[str, dict]) -> list:
+def demo_runs(presets: dict[str, dict]) -> list[DemoRun]:
     """Approved restores for ``opslib demo``: PostgreSQL to just before the DELETE, Aurora and
     DynamoDB to new targets. Safe to apply: they act on the local sandbox only."""
-    from opslib.sandbox.demo import DemoRun
-
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d%H%M%S")
     approval = {"dry_run": False, "approved_by": "opslib-demo", "change_ticket": "DEMO"}
-    runs = []
+    runs: list[DemoRun] = []
     pg = presets.get("pitr-restore") or {}
     if pg:
         runs.append(DemoRun("pitr-restore", "postgres, approved", {**pg, **approval}))
