@@ -1,4 +1,4 @@
-"""Benchmark: DLQ redrive throughput, opslib's move vs the seed's loop vs the sequential API floor.
+"""Benchmark: DLQ redrive throughput, opslib's move vs the legacy loop vs the sequential API floor.
 
 Usage: .venv/bin/python bench/redrive.py [--messages 20000] [--rounds 2] [--concurrency 4]
        [--threads-only]
@@ -9,16 +9,18 @@ moto). In each round, alternating (and each round starting with the next contend
 server's warm-up and drift hit all three alike), each contender gets a fresh
 DLQ/source pair seeded with N messages carrying message attributes, and moves them all:
 
-- opslib: ``opslib.aws.sqs_move.move_messages`` (library call, journal on, no notebook), with
-  ``sqs_factory=worker_client_factory()``: the parent's threads plus a worker process per
-  further core (``--threads-only``: threads sharing the one client, for comparison);
-- seed: the loop from 001 §5.4 (receive 10, then send_message + delete_message per message);
+- opslib: ``opslib.aws.sqs.move.move_messages`` (library call, journal on, no progress, no
+  notebook), with ``sqs_factory=worker_factory(client)``: the parent's threads plus a worker
+  process per further core, each with the parent's client rebuilt (``--threads-only``: threads
+  sharing the one client, for comparison);
+- legacy: the hand-run loop of the DLQ redrive procedure (receive 10, then send_message +
+  delete_message per message);
 - floor: the sequential API floor: one ReceiveMessage of 10, one SendMessageBatch, one
   DeleteMessageBatch per 10 messages, one call after another, bare boto3.
 
-Each timing stops when the last message has been moved (the seed loop's final empty 5 s poll
+Each timing stops when the last message has been moved (the legacy loop's final empty 5 s poll
 is not counted). Every move is checked: N messages in the destination, 0 in the DLQ. Prints
-messages/s for all three, the ratios, and whether opslib clears the floor of 5x the seed loop.
+messages/s for all three, the ratios, and whether opslib clears the floor of 5x the legacy loop.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def start_fauxqs() -> tuple[subprocess.Popen, str]:
 
 
 def bare_client():
-    """The seed's client: plain boto3.client('sqs') (endpoint from AWS_ENDPOINT_URL)."""
+    """The legacy loop's client: plain boto3.client('sqs') (endpoint from AWS_ENDPOINT_URL)."""
     import boto3
 
     return boto3.client("sqs")
@@ -161,8 +163,8 @@ def count(sqs, url: str) -> int:
     return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
 
 
-def run_seed_loop(sqs, dlq_url: str, main_url: str) -> float:
-    """The loop from 001 §5.4, verbatim but for the print; returns seconds to the last move."""
+def run_legacy_loop(sqs, dlq_url: str, main_url: str) -> float:
+    """The legacy redrive loop, verbatim but for the print; returns seconds to the last move."""
     t0 = time.perf_counter()
     last = t0
     while True:
@@ -215,17 +217,18 @@ def run_floor(sqs, dlq_url: str, main_url: str) -> float:
 def run_opslib(
     sqs, dlq_url: str, main_url: str, concurrency: int, journal: Path, processes: bool
 ) -> float:
-    from opslib.aws.sqs_move import move_messages, worker_client_factory
+    from opslib.aws.sqs.move import move_messages, worker_factory
+    from opslib.core.progress import no_progress
 
     t0 = time.perf_counter()
     result = move_messages(
         dlq_url,
         main_url,
         sqs=sqs,
-        sqs_factory=worker_client_factory() if processes else None,
+        sqs_factory=worker_factory(sqs) if processes else None,
         concurrency=concurrency,
         journal_path=journal,
-        show_progress=False,
+        progress=no_progress,
     )
     elapsed = time.perf_counter() - t0
     if result.failed or result.errors or result.possible_duplicates:
@@ -258,14 +261,14 @@ def main() -> int:
     )
     os.environ.pop("AWS_PROFILE", None)
     try:
-        from opslib.aws.sqs import MOVER_CLIENT_CONFIG
+        from opslib.aws.sqs.move import MOVER_CLIENT_CONFIG
         from opslib.clients import aws_client
 
-        seed_sqs = bare_client()
+        bare_sqs = bare_client()
         ops_sqs = aws_client("sqs", **MOVER_CLIENT_CONFIG)  # the client the notebook uses
         journal = BENCH_DIR / "redrive-journal.jsonl"
         n = args.messages
-        rates: dict[str, list[float]] = {"opslib": [], "seed": [], "floor": []}
+        rates: dict[str, list[float]] = {"opslib": [], "legacy": [], "floor": []}
         print(
             f"fauxqs {FAUXQS_VERSION} at {endpoint}; {n:,} messages with 3 attributes each; "
             f"{args.rounds} round(s); opslib concurrency {args.concurrency} "
@@ -273,21 +276,21 @@ def main() -> int:
             flush=True,
         )
         for r in range(args.rounds):
-            order = ("opslib", "seed", "floor")
+            order = ("opslib", "legacy", "floor")
             for name in order[r % 3 :] + order[: r % 3]:  # each goes first in turn
-                dlq, src = make_pair(seed_sqs, f"{name}-{r}")
-                fill(seed_sqs, dlq, n)
-                assert count(seed_sqs, dlq) == n, "fill incomplete"
+                dlq, src = make_pair(bare_sqs, f"{name}-{r}")
+                fill(bare_sqs, dlq, n)
+                assert count(bare_sqs, dlq) == n, "fill incomplete"
                 journal.unlink(missing_ok=True)
                 if name == "opslib":
                     secs = run_opslib(
                         ops_sqs, dlq, src, args.concurrency, journal, not args.threads_only
                     )
-                elif name == "seed":
-                    secs = run_seed_loop(seed_sqs, dlq, src)
+                elif name == "legacy":
+                    secs = run_legacy_loop(bare_sqs, dlq, src)
                 else:
-                    secs = run_floor(seed_sqs, dlq, src)
-                moved, left = count(seed_sqs, src), count(seed_sqs, dlq)
+                    secs = run_floor(bare_sqs, dlq, src)
+                moved, left = count(bare_sqs, src), count(bare_sqs, dlq)
                 if moved != n or left != 0:
                     raise SystemExit(f"{name}: moved {moved} of {n}, {left} left in the DLQ")
                 rates[name].append(n / secs)
@@ -295,25 +298,25 @@ def main() -> int:
                     f"round {r + 1} {name:>6}: {n:,} msgs in {secs:6.2f} s = {n / secs:8.0f} msg/s",
                     flush=True,
                 )
-                seed_sqs.delete_queue(QueueUrl=dlq)
-                seed_sqs.delete_queue(QueueUrl=src)
+                bare_sqs.delete_queue(QueueUrl=dlq)
+                bare_sqs.delete_queue(QueueUrl=src)
         med = {k: statistics.median(v) for k, v in rates.items()}
         per_round = ", ".join(
-            f"{o / sd:.1f}x" for o, sd in zip(rates["opslib"], rates["seed"], strict=True)
+            f"{o / sd:.1f}x" for o, sd in zip(rates["opslib"], rates["legacy"], strict=True)
         )
-        print(f"\nopslib / seed per round: {per_round}")
+        print(f"\nopslib / legacy per round: {per_round}")
         print(f"opslib move      : {med['opslib']:8.0f} msg/s (median of {args.rounds})")
-        print(f"seed loop        : {med['seed']:8.0f} msg/s  (baseline)")
+        print(f"legacy loop      : {med['legacy']:8.0f} msg/s  (baseline)")
         print(f"sequential floor : {med['floor']:8.0f} msg/s")
         print(
-            f"opslib / seed    : {med['opslib'] / med['seed']:6.1f}x  (required >= {REQUIRED_RATIO:.0f}x, goal 10x)"
+            f"opslib / legacy  : {med['opslib'] / med['legacy']:6.1f}x  (required >= {REQUIRED_RATIO:.0f}x, goal 10x)"
         )
         print(f"opslib / floor   : {med['opslib'] / med['floor']:6.2f}x")
-        print(f"floor / seed     : {med['floor'] / med['seed']:6.1f}x")
-        ok = med["opslib"] / med["seed"] >= REQUIRED_RATIO
+        print(f"floor / legacy   : {med['floor'] / med['legacy']:6.1f}x")
+        ok = med["opslib"] / med["legacy"] >= REQUIRED_RATIO
         print(
             "PASS" if ok else "FAIL",
-            f": opslib is {med['opslib'] / med['seed']:.1f}x the seed loop",
+            f": opslib is {med['opslib'] / med['legacy']:.1f}x the legacy loop",
         )
         return 0 if ok else 1
     finally:

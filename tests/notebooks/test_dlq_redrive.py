@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 import opslib
+from opslib.aws.sqs.move import journal_open_ids
 from opslib.sandbox.scenarios import dlq as scenario
-from tests.unit.test_sqs import drain as drain_url
+from tests.unit.sqs_support import drain as drain_url
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -271,8 +272,6 @@ def test_sigkill_mid_move_then_rerun_finishes(sqs, evidence_dir, tmp_path):
         proc.wait(timeout=30)
     journals = list(staging_tmp.glob("opslib-dlq-redrive-*/attachments/redrive-journal.jsonl"))
     assert len(journals) == 1, journals
-    from opslib.aws.sqs_move import journal_open_ids
-
     open_ids = journal_open_ids(journals[0])
     text = journals[0].read_text()
     assert '"event":"sent"' in text and '"event":"end"' not in text  # killed mid-move, no epilogue
