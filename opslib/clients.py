@@ -189,6 +189,8 @@ _THROTTLED = {
     "ThrottlingException",
     "ThrottledException",
     "RequestLimitExceeded",
+    "KmsThrottled",
+    "KMS.ThrottlingException",
     "TooManyRequestsException",
     "ProvisionedThroughputExceededException",
     "RequestThrottled",
@@ -219,6 +221,14 @@ _CONFLICT = {
     "412",
     "PreconditionFailed",
 }
+_NOT_FOUND = {
+    "404",
+    "NoSuchKey",
+    "NoSuchBucket",
+    "NotFound",
+    "ResourceNotFoundException",
+    "QueueDoesNotExist",  # SQS (JSON protocol); the query protocol says ...NonExistentQueue
+}
 _UNSUPPORTED = {
     "UnsupportedOperation",
     "UnsupportedOperationException",
@@ -244,7 +254,11 @@ def aws_error_code(exc: BaseException) -> str:
 
 def aws_error_kind(exc: BaseException) -> AwsErrorKind:
     """Classify an AWS error: not found, denied, throttled, conflict, unsupported or other."""
-    code = aws_error_code(exc)
+    return aws_code_kind(aws_error_code(exc))
+
+
+def aws_code_kind(code: str) -> AwsErrorKind:
+    """Classify a bare AWS error code (a batch entry's ``Code``, a response hook's payload)."""
     if not code:
         return AwsErrorKind.OTHER
     if code in _DENIED:
@@ -256,12 +270,12 @@ def aws_error_kind(exc: BaseException) -> AwsErrorKind:
     if code in _UNSUPPORTED:
         return AwsErrorKind.UNSUPPORTED
     if (
-        code in {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "ResourceNotFoundException"}
+        code in _NOT_FOUND
         or code.endswith("NotFound")
         or code.endswith("NotFoundFault")
         or code.endswith("NotFoundException")
         or code.startswith("NoSuch")
-        or code.endswith(".NonExistentQueue")
+        or code.endswith("NonExistentQueue")
     ):
         return AwsErrorKind.NOT_FOUND
     return AwsErrorKind.OTHER

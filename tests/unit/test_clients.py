@@ -64,3 +64,36 @@ def test_k8s_api_from_the_sandbox_kubeconfig(sandbox):
     api = clients.k8s_api()
     namespaces = k8s.CoreV1Api(api).list_namespace()
     assert namespaces.items is not None
+
+
+def test_aws_error_codes_are_classified_once():
+    from opslib.clients import AwsErrorKind, aws_code_kind
+
+    assert aws_code_kind("AccessDenied") is AwsErrorKind.DENIED
+    assert aws_code_kind("OptInRequired") is AwsErrorKind.DENIED
+    assert aws_code_kind("ThrottlingException") is AwsErrorKind.THROTTLED
+    assert aws_code_kind("KmsThrottled") is AwsErrorKind.THROTTLED
+    assert aws_code_kind("QueueDoesNotExist") is AwsErrorKind.NOT_FOUND
+    assert aws_code_kind("AWS.SimpleQueueService.NonExistentQueue") is AwsErrorKind.NOT_FOUND
+    assert aws_code_kind("DBClusterNotFoundFault") is AwsErrorKind.NOT_FOUND
+    assert aws_code_kind("DBClusterAlreadyExistsFault") is AwsErrorKind.CONFLICT
+    assert aws_code_kind("InvalidAction") is AwsErrorKind.UNSUPPORTED
+    assert aws_code_kind("") is AwsErrorKind.OTHER and aws_code_kind("Weird") is AwsErrorKind.OTHER
+
+
+def test_translate_aws_error_names_what_and_next_step():
+    from botocore.exceptions import ClientError
+
+    from opslib.clients import translate_aws_error
+    from opslib.core.errors import AccessDeniedError, NotFoundError
+
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "no sqs:ListQueues"}}, "ListQueues"
+    )
+    err = translate_aws_error(denied, "sqs:ListQueues")
+    assert isinstance(err, AccessDeniedError)
+    assert "sqs:ListQueues" in str(err) and "no sqs:ListQueues" in str(err) and "Next:" in str(err)
+    missing = ClientError(
+        {"Error": {"Code": "QueueDoesNotExist", "Message": "gone"}}, "GetQueueUrl"
+    )
+    assert isinstance(translate_aws_error(missing, "sqs:GetQueueUrl x"), NotFoundError)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from opslib.clients import AwsErrorKind, aws_error_code, aws_error_kind
+from opslib.clients import AwsErrorKind, aws_error_kind
 from opslib.core.errors import BadInputError, NotFoundError
 
 if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra
@@ -30,9 +30,6 @@ __all__ = [
     "queue_name_from",
     "resolve_queue",
 ]
-
-#: SQS's own spellings of "no such queue" that the generic classification does not know.
-_MISSING_QUEUE_CODES = frozenset({"QueueDoesNotExist", "NonExistentQueue"})
 
 
 @dataclass(frozen=True)
@@ -72,9 +69,7 @@ def queue_name_from(url_or_arn: str) -> str:
 
 def is_missing_queue(exc: BaseException) -> bool:
     """Whether an AWS error says the queue does not exist (in this account and region)."""
-    return (
-        aws_error_kind(exc) is AwsErrorKind.NOT_FOUND or aws_error_code(exc) in _MISSING_QUEUE_CODES
-    )
+    return aws_error_kind(exc) is AwsErrorKind.NOT_FOUND
 
 
 def queue_attributes(url: str, *, sqs: SQSClient) -> dict[str, str]:

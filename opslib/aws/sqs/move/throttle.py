@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from opslib.clients import AwsErrorKind, aws_error_code, aws_error_kind
+from opslib.clients import AwsErrorKind, aws_code_kind, aws_error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -23,7 +23,6 @@ __all__ = [
     "BACKOFF_CAP",
     "MAX_ATTEMPTS",
     "RETRYABLE_CODES",
-    "THROTTLE_CODES",
     "AttemptWatch",
     "RateLimiter",
     "backoff",
@@ -34,25 +33,9 @@ __all__ = [
     "is_throttle_code",
 ]
 
-#: Error codes that mean "slow down" in a batch entry or a response (botocore's throttling
-#: list plus SQS's own KMS ones); errors raised as exceptions are classified by
-#: :func:`opslib.clients.aws_error_kind` as well.
-THROTTLE_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "SlowDown",
-        "KmsThrottled",
-        "KMS.ThrottlingException",
-    }
-)
-RETRYABLE_CODES = THROTTLE_CODES | {
+#: Error codes worth another try besides throttling (which :func:`opslib.clients.aws_code_kind`
+#: classifies, SQS's own KMS throttles included).
+RETRYABLE_CODES = {
     "InternalError",
     "InternalFailure",
     "ServiceUnavailable",
@@ -74,12 +57,13 @@ def error_code(exc: BaseException) -> str:
 
 def is_throttle_code(code: str) -> bool:
     """Whether an error code (of a batch entry or a response) means "slow down"."""
-    return code in THROTTLE_CODES
+    return aws_code_kind(code) is AwsErrorKind.THROTTLED
 
 
 def is_retryable(exc: BaseException) -> bool:
     """Whether a failed call is worth another attempt: throttling or a server-side error."""
-    return aws_error_kind(exc) is AwsErrorKind.THROTTLED or aws_error_code(exc) in RETRYABLE_CODES
+    code = aws_error_code(exc)
+    return aws_code_kind(code) is AwsErrorKind.THROTTLED or code in RETRYABLE_CODES
 
 
 def backoff(attempt: int) -> float:
