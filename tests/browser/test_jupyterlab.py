@@ -243,7 +243,7 @@ def test_dlq_redrive_approve_in_jupyterlab(lab, page):
     assert presets.get("dlq") == "orders-dlq", presets
     copy_runbook(src, lab.root, {**presets, "dry_run": False, "approved_by": ""})
     cells = nbformat.read(src, as_version=4).cells
-    verify_index = next(i for i, c in enumerate(cells) if "verify_redrive" in c.source)
+    verify_index = next(i for i, c in enumerate(cells) if "dlq_redrive.verify(" in c.source)
     assert cells[-1].source.strip() == "opslib.capture_evidence()", "not the last cell"
     sqs = aws_client("sqs")
     dlq, dest = "orders-dlq", "orders"
