@@ -3,11 +3,28 @@
 A real HTTP server rather than in-process ``mock_aws``: notebooks run in their own kernels
 and ``opslib run`` in its own process, and all of them must see the same seeded queues,
 tables and clusters through plain ``AWS_ENDPOINT_URL``.
+
+The server runs as ``python -m opslib.sandbox.aws_server``: moto's own server, plus ECS
+deployments (:func:`install_ecs_deployments`), which moto 5 does not model: there
+``UpdateService`` changes the service's task definition but leaves its one deployment as it
+was (old task definition, PRIMARY), so no rollback or restart could ever be seen to complete.
+With the extension, an ``UpdateService`` that changes the task definition or forces a new
+deployment makes a new PRIMARY deployment (IN_PROGRESS, 0 running) and turns the old one
+ACTIVE; ``ECS_ROLLOUT_SECONDS`` later (read on DescribeServices) the new one is COMPLETED with
+all desired tasks running and the old one is gone, or FAILED (circuit breaker, 0 running, the
+old one stays ACTIVE) when its task definition carries the tag ``sandbox.opslib.dev/rollout``
+= ``fails``. Tasks are not started or stopped: only the service's and deployments' counts move.
+
+Two seeding shortcuts live in the scenarios that need them and are installed here: RDS
+snapshots that report an older creation time (:func:`install_snapshot_ages`) and
+queues filled in-process to a backlog (:func:`install_queue_fill`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -26,10 +43,12 @@ def _answers(url: str) -> bool:
 
 
 def launch(*, log: Path, env: dict[str, str]) -> dict:
-    """Spawn ``python -m moto.server`` on a free port without waiting (see :func:`ready`)."""
+    """Spawn the server (moto plus ECS deployments) on a free port without waiting (see :func:`ready`)."""
     port = procs.free_port()
     rec = procs.spawn(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], log=log, env=env
+        [sys.executable, "-m", "opslib.sandbox.aws_server", "-H", "127.0.0.1", "-p", str(port)],
+        log=log,
+        env=env,
     )
     return {**rec, "port": port, "url": f"http://127.0.0.1:{port}"}
 
@@ -61,3 +80,166 @@ def ready(rec: dict, *, log: Path, env: dict[str, str], attempts: int = 3) -> di
 def start(*, log: Path, env: dict[str, str]) -> dict:
     """Launch and wait: the record of a moto server that answers."""
     return ready(launch(log=log, env=env), log=log, env=env)
+
+
+#: seconds from an UpdateService to its deployment's COMPLETED (or FAILED) state
+ECS_ROLLOUT_SECONDS = float(os.environ.get("OPSLIB_SANDBOX_ECS_ROLLOUT_SECONDS", "3"))
+FAILS_TAG = "sandbox.opslib.dev/rollout"
+
+
+def install_ecs_deployments() -> None:
+    """Teach moto's ECS backend deployments (see the module doc); called in the server process."""
+    import datetime as dt
+
+    from moto.ecs import models
+
+    backend_cls = models.EC2ContainerServiceBackend
+    original_update = backend_cls.update_service
+    original_describe = backend_cls.describe_services
+
+    def _fails(backend, td_arn: str) -> bool:
+        try:
+            tags = backend.list_tags_for_resource(td_arn)
+        except Exception:  # noqa: BLE001 - an untaggable arn is simply not marked
+            return False
+        return any(t.get("key") == FAILS_TAG and t.get("value") == "fails" for t in tags)
+
+    def update_service(self, service_properties):
+        cluster = service_properties.get("cluster", "default")
+        name = service_properties.get("service", "").split("/")[-1]
+        before = self._get_service(cluster, name).task_definition
+        forced = bool(service_properties.get("force_new_deployment"))
+        svc = original_update(self, service_properties)
+        if svc.deployments and (forced or svc.task_definition != before):
+            now = dt.datetime.now(dt.UTC)
+            # the previous PRIMARY stays, ACTIVE, while the new one rolls out; older ones go
+            svc.deployments[1:] = []
+            for d in svc.deployments:
+                d["status"] = "ACTIVE"
+            dep_id = f"ecs-svc/{int(time.time() * 1e6)}"
+            svc.deployments.insert(
+                0,
+                {
+                    **svc.deployments[0],
+                    "id": dep_id,
+                    "status": "PRIMARY",
+                    "taskDefinition": svc.task_definition,
+                    "desiredCount": svc.desired_count,
+                    "runningCount": 0,
+                    "pendingCount": svc.desired_count,
+                    "failedTasks": 0,
+                    "rolloutState": "IN_PROGRESS",
+                    "rolloutStateReason": f"ECS deployment {dep_id} in progress.",
+                    "createdAt": now,
+                    "updatedAt": now,
+                },
+            )
+            svc._opslib_rollout = (time.monotonic(), _fails(self, svc.task_definition))
+        return svc
+
+    def describe_services(self, cluster_str, service_names_or_arns):
+        services, failures = original_describe(self, cluster_str, service_names_or_arns)
+        for svc in services:
+            started, fails = getattr(svc, "_opslib_rollout", (None, False))
+            if started is None or time.monotonic() - started < ECS_ROLLOUT_SECONDS:
+                continue
+            primary = svc.deployments[0]
+            primary["updatedAt"] = dt.datetime.now(dt.UTC)
+            primary["pendingCount"] = 0
+            if fails:
+                primary["rolloutState"] = "FAILED"
+                primary["failedTasks"] = svc.desired_count
+                primary["rolloutStateReason"] = (
+                    "ECS deployment circuit breaker: tasks failed to start."
+                )
+                svc.running_count = 0
+            else:
+                primary["rolloutState"] = "COMPLETED"
+                primary["runningCount"] = svc.desired_count
+                primary["rolloutStateReason"] = f"ECS deployment {primary['id']} completed."
+                svc.deployments[1:] = []
+                svc.running_count = svc.desired_count
+            svc.pending_count = 0
+            svc._opslib_rollout = (None, False)
+        return services, failures
+
+    backend_cls.update_service = update_service
+    backend_cls.describe_services = describe_services
+
+
+AGE_TAG = "sandbox.opslib.dev/age-hours"
+
+
+def install_snapshot_ages() -> None:
+    """Teach moto's RDS snapshots an age (called in the sandbox's AWS server process).
+
+    A DB or cluster snapshot tagged ``AGE_TAG = N`` reports ``SnapshotCreateTime`` N hours
+    before its real creation: the only way to show a stale backup on a server with no clock to
+    move. Untagged snapshots are unchanged.
+    """
+    import datetime as _dt
+
+    from moto.rds import models
+
+    for cls in (models.DBSnapshot, models.DBClusterSnapshot):
+        original = cls.snapshot_create_time
+
+        def aged(self, _original=original):
+            t = _original.fget(self)
+            for tag in getattr(self, "tags", None) or []:
+                if tag.get("Key") == AGE_TAG:
+                    return t - _dt.timedelta(hours=float(tag.get("Value") or 0))
+            return t
+
+        cls.snapshot_create_time = property(aged)
+
+
+FILL_TAG = "sandbox.opslib.dev/fill"
+
+
+def install_queue_fill() -> None:
+    """Teach moto's SQS a seeding shortcut (called in the sandbox's AWS server process).
+
+    A CreateQueue with the tag ``FILL_TAG = N`` tops the queue up to N visible messages. They
+    are ordinary moto messages (they can be received, deleted and purged), appended in the
+    server process: moto's ``send_message`` reads every attribute of the queue, each a scan of
+    all its messages, so sending ten thousand costs O(n^2) (measured: 27 ms per send at 500
+    messages, minutes for the backlog). Queues without the tag are unchanged.
+    """
+    import uuid
+
+    from moto.sqs import models
+
+    original = models.SQSBackend.create_queue
+
+    def create_queue(self, name, tags=None, **kwargs):
+        queue = original(self, name, tags=tags, **kwargs)
+        want = int((tags or {}).get(FILL_TAG) or (queue.tags or {}).get(FILL_TAG) or 0)
+        missing = max(want - len(queue._messages), 0)
+        batch = []
+        for i in range(missing):
+            message = models.Message(
+                str(uuid.uuid4()), f'{{"payment_id": "pay-{i:06d}", "amount": 10.5}}'
+            )
+            message.mark_sent(delay_seconds=0)
+            batch.append(message)
+        with queue._messages_lock:
+            queue._messages.extend(batch)
+            queue._messages_lock.notify_all()
+        return queue
+
+    models.SQSBackend.create_queue = create_queue
+
+
+def main() -> None:
+    """``python -m opslib.sandbox.aws_server -H HOST -p PORT``: moto's server with the extensions."""
+    from moto.server import main as moto_main
+
+    install_ecs_deployments()
+    install_snapshot_ages()  # snapshots tagged sandbox.opslib.dev/age-hours report an older time
+    install_queue_fill()  # queues tagged sandbox.opslib.dev/fill are filled in-process
+    moto_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,28 +1,25 @@
-"""The sandbox's Kubernetes API: a small stateful layer on kmock's server.
+"""The sandbox's Kubernetes API server: a stateful store on kmock's aiohttp plumbing.
 
 Why not kmock's own ``KubernetesEmulator``: it stores objects, but has no label or field
 selectors, treats every PATCH as a plain dict merge (JSON patches break it), knows no
-``scale`` subresource, no PUT, no metadata bookkeeping (uid, resourceVersion, generation)
-and no namespace deletion. Runbooks call ``list_namespaced_pod(ns, label_selector=...)``
-and ``patch_namespaced_deployment_scale`` through the official ``kubernetes`` client, so
-this module keeps kmock for what it does well (the aiohttp server, API discovery, Status
-errors) and serves the resources from its own store, persisted to ``objects.json`` in
-the state dir so a restarted server keeps the seeded incident.
-
-Run as ``python -m opslib.sandbox.kube --port 0 --state DIR``; the bound port is written
-to ``DIR/port`` once the server accepts connections.
+``scale`` subresource, no PUT, no metadata bookkeeping (uid, resourceVersion, generation),
+no namespace deletion, and its discovery says ``groupVersion: "/v1"`` for the core group,
+which makes the real kubectl blind to pods. So this module serves discovery
+(:mod:`.discovery`), resources from its own store, ``Table`` responses for ``kubectl get``
+(:mod:`.tables`), garbage collection through ownerReferences, and runs a small deployment
+controller (:mod:`.controller`) after every write and on a 0.25 s tick. The store persists to
+``objects.json`` in the state dir so a restarted server keeps the seeded incident.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import datetime as dt
 import json
 import os
-import re
 import signal
 import uuid
 from pathlib import Path
@@ -32,30 +29,23 @@ import aiohttp.web
 import jsonpatch
 import kmock
 
-# (group, version, plural) -> (kind, namespaced, subresources)
-RESOURCES: dict[tuple[str, str, str], tuple[str, bool, tuple[str, ...]]] = {
-    ("", "v1", "namespaces"): ("Namespace", False, ("status",)),
-    ("", "v1", "nodes"): ("Node", False, ("status",)),
-    ("", "v1", "pods"): ("Pod", True, ("status", "log")),
-    ("", "v1", "events"): ("Event", True, ()),
-    ("", "v1", "services"): ("Service", True, ("status",)),
-    ("", "v1", "configmaps"): ("ConfigMap", True, ()),
-    ("", "v1", "secrets"): ("Secret", True, ()),
-    ("", "v1", "endpoints"): ("Endpoints", True, ()),
-    ("", "v1", "persistentvolumeclaims"): ("PersistentVolumeClaim", True, ("status",)),
-    ("apps", "v1", "deployments"): ("Deployment", True, ("status", "scale")),
-    ("apps", "v1", "replicasets"): ("ReplicaSet", True, ("status", "scale")),
-    ("apps", "v1", "statefulsets"): ("StatefulSet", True, ("status", "scale")),
-    ("apps", "v1", "daemonsets"): ("DaemonSet", True, ("status",)),
-    ("batch", "v1", "jobs"): ("Job", True, ("status",)),
-    ("batch", "v1", "cronjobs"): ("CronJob", True, ("status",)),
-    ("events.k8s.io", "v1", "events"): ("Event", True, ()),
-}
-VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
-SCALABLE = {"deployments", "replicasets", "statefulsets"}
+from opslib.sandbox.kube import discovery, tables
+from opslib.sandbox.kube.controller import Controller
+from opslib.sandbox.kube.selectors import (
+    SelectorError,
+    match_fields,
+    match_labels,
+    merge_patch,
+    strategic_merge_patch,
+)
+
+RESOURCES = discovery.RESOURCES
 #: annotation whose value ``read_namespaced_pod_log`` returns (scenarios set it to seed logs)
 LOG_ANNOTATION = "sandbox.opslib.dev/log"
 PRESET_NAMESPACES = ("default", "kube-system", "kube-public")
+#: writes to these resources wake the deployment controller for the namespace
+CONTROLLED = {"deployments", "replicasets", "pods", "configmaps"}
+TICK_S = 0.25
 
 
 def _now() -> str:
@@ -79,144 +69,13 @@ def _status(code: int, reason: str, message: str, details: dict | None = None):
     )
 
 
-# --- selectors -----------------------------------------------------------------------------
-
-_LABEL_TERM = re.compile(
-    r"""^\s*(?:
-        (?P<neg>!)\s*(?P<nkey>[\w./-]+)                                  # !key
-      | (?P<skey>[\w./-]+)\s+(?P<setop>in|notin)\s*\((?P<vals>[^)]*)\)   # key in (a,b)
-      | (?P<key>[\w./-]+)\s*(?P<op>==|=|!=)\s*(?P<val>[\w./-]*)         # key=value
-      | (?P<ekey>[\w./-]+)                                               # key
-    )\s*$""",
-    re.VERBOSE,
-)
-
-
-class SelectorError(ValueError):
-    """Raised when a label or field selector cannot be parsed (answered with HTTP 400)."""
-
-
-def _split_terms(selector: str) -> list[str]:
-    """Split on commas that are not inside ``( )`` (``a in (x,y),b=c``)."""
-    terms, depth, cur = [], 0, []
-    for ch in selector:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            terms.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    terms.append("".join(cur))
-    return [t for t in terms if t.strip()]
-
-
-def match_labels(selector: str, labels: dict[str, str]) -> bool:
-    """Kubernetes label-selector semantics: every comma-separated term must hold."""
-    terms = [(_LABEL_TERM.match(t), t) for t in _split_terms(selector or "")]
-    for m, term in terms:  # all parsed first: a malformed term is an error even after a miss
-        if not m:
-            raise SelectorError(f"unable to parse requirement: {term!r}")
-    for m, _ in terms:
-        if m["nkey"]:
-            ok = m["nkey"] not in labels
-        elif m["skey"]:
-            vals = {v.strip() for v in m["vals"].split(",") if v.strip()}
-            ok = (
-                labels.get(m["skey"]) in vals
-                if m["setop"] == "in"
-                else labels.get(m["skey"]) not in vals
-            )
-        elif m["key"]:
-            have = labels.get(m["key"])
-            ok = have == m["val"] if m["op"] in ("=", "==") else have != m["val"]
-        else:
-            ok = m["ekey"] in labels
-        if not ok:
-            return False
-    return True
-
-
-def _dig(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def match_fields(selector: str, obj: dict) -> bool:
-    """Field selectors (``status.phase=Running,metadata.name!=x``) on any dotted path."""
-    terms = [
-        (re.match(r"^\s*([\w.]+)\s*(==|=|!=)\s*(.*?)\s*$", t), t)
-        for t in _split_terms(selector or "")
-    ]
-    for m, term in terms:
-        if not m:
-            raise SelectorError(f"invalid field selector: {term!r}")
-    for m, _ in terms:
-        path, op, want = m.groups()
-        have = _dig(obj, path)
-        have = "" if have is None else str(have)
-        if (have == want) != (op in ("=", "==")):
-            return False
-    return True
-
-
-# --- patches -------------------------------------------------------------------------------
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch (``null`` deletes a key)."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """An approximation of strategic merge: lists of named dicts (containers, env, ports)
-    merge item by item on ``name``; other lists are replaced, as in a merge patch."""
-    if isinstance(patch, list) and isinstance(target, list):
-        if all(isinstance(i, dict) and "name" in i for i in patch + target):
-            merged = [copy.deepcopy(i) for i in target]
-            index = {i["name"]: n for n, i in enumerate(merged)}
-            for item in patch:
-                if item["name"] in index:
-                    merged[index[item["name"]]] = strategic_merge_patch(
-                        merged[index[item["name"]]], item
-                    )
-                else:
-                    merged.append(copy.deepcopy(item))
-            return merged
-        return copy.deepcopy(patch)
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = strategic_merge_patch(result.get(key), value)
-    return result
-
-
-# --- the server ----------------------------------------------------------------------------
-
-
 @dataclasses.dataclass(frozen=True)
 class _Req:
     method: str
     params: dict[str, str]
     data: Any
     content_type: str
+    accept: str
     raw: aiohttp.web.BaseRequest
     namespace: str | None
     name: str | None
@@ -245,7 +104,7 @@ def parse_resource_path(path: str):
 
 
 class SandboxKube(kmock.KubernetesScaffold):
-    """kmock's scaffold (discovery, errors, aiohttp plumbing) plus a stateful object store."""
+    """kmock's aiohttp plumbing plus discovery, a stateful object store and a controller."""
 
     def __init__(self, state_file: Path | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -254,21 +113,14 @@ class SandboxKube(kmock.KubernetesScaffold):
         self._state_file = state_file
         self._changed = asyncio.Condition()
         self._log: list[tuple[int, tuple[str, str], str, dict]] = []  # for watches
-        for (group, version, plural), (kind, namespaced, subs) in RESOURCES.items():
-            key = f"{group}/{version}/{plural}" if group else f"{version}/{plural}"
-            self.resources[key] = kmock.ResourceInfo(
-                kind=kind,
-                namespaced=namespaced,
-                singular=kind.lower(),
-                verbs=VERBS,
-                subresources=subs,
-            )
+        self._dirty = False
+        self.controller = Controller(self)
         self._load()
         for ns in PRESET_NAMESPACES:
             if ("", ns) not in self._bucket("", "namespaces"):
-                self._insert(("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
+                self.create(("", "v1", "namespaces"), "", {"metadata": {"name": ns}})
 
-    # persistence: the whole store is small; rewrite it atomically after each change
+    # --- persistence: the whole store is small; rewrite it atomically after each change ---
     def _load(self) -> None:
         if self._state_file and self._state_file.exists():
             data = json.loads(self._state_file.read_text())
@@ -298,17 +150,47 @@ class SandboxKube(kmock.KubernetesScaffold):
         self._rv += 1
         return str(self._rv)
 
-    def _insert(self, res: tuple[str, str, str], namespace: str, body: dict) -> dict:
-        group, version, plural = res
-        kind, namespaced, _ = RESOURCES[res]
+    def _record(self, key: tuple[str, str], kind: str, obj: dict) -> None:
+        """Log a change for watchers (each event has its own resourceVersion)."""
+        if kind == "DELETED":
+            obj.setdefault("metadata", {})["resourceVersion"] = self._next_rv()
+        self._log.append((self._rv, key, kind, copy.deepcopy(obj)))
+        del self._log[:-5000]
+        self._dirty = True
+
+    async def _commit(self) -> None:
+        """Persist and wake the watchers, once per request or tick."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        self._save()
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- the synchronous store API (also what the controller uses) ----------------------
+    def objects(self, key: tuple[str, str, str], ns: str) -> list[dict]:
+        group, _, plural = key
+        return [
+            copy.deepcopy(o)
+            for (o_ns, _), o in sorted(self._bucket(group, plural).items())
+            if not ns or o_ns == ns
+        ]
+
+    def get(self, key: tuple[str, str, str], ns: str, name: str) -> dict | None:
+        obj = self._bucket(key[0], key[2]).get((ns if RESOURCES[key].namespaced else "", name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def create(self, key: tuple[str, str, str], ns: str, body: dict) -> dict:
+        group, version, plural = key
+        res = RESOURCES[key]
         obj = copy.deepcopy(body)
         obj["apiVersion"] = f"{group}/{version}" if group else version
-        obj["kind"] = kind
+        obj["kind"] = res.kind
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
-        if namespaced:
-            meta["namespace"] = namespace
+        if res.namespaced:
+            meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
         meta["uid"] = str(uuid.uuid4())
@@ -316,62 +198,125 @@ class SandboxKube(kmock.KubernetesScaffold):
         meta["resourceVersion"] = self._next_rv()
         meta["generation"] = 1
         self._default(plural, obj)
-        self._bucket(group, plural)[(namespace if namespaced else "", meta["name"])] = obj
+        if plural == "events":
+            self._link_event(obj, ns)
+        self._bucket(group, plural)[(ns if res.namespaced else "", meta["name"])] = obj
+        self._record((group, plural), "ADDED", obj)
+        return copy.deepcopy(obj)
+
+    def update(self, key: tuple[str, str, str], obj: dict) -> dict:
+        """Store ``obj`` as the new version (controller writes: no generation change)."""
+        group, _, plural = key
+        meta = obj["metadata"]
+        stored = copy.deepcopy(obj)
+        stored["metadata"]["resourceVersion"] = self._next_rv()
+        self._bucket(group, plural)[(meta.get("namespace", ""), meta["name"])] = stored
+        self._record((group, plural), "MODIFIED", stored)
+        return copy.deepcopy(stored)
+
+    def delete(
+        self, key: tuple[str, str, str], ns: str, name: str, *, orphan: bool = False
+    ) -> dict | None:
+        """Remove an object and (background cascade) everything it controls."""
+        group, _, plural = key
+        obj = self._bucket(group, plural).pop((ns if RESOURCES[key].namespaced else "", name), None)
+        if obj is None:
+            return None
+        if plural == "namespaces":
+            self._drop_namespace(name)
+        self._record((group, plural), "DELETED", obj)
+        if not orphan:
+            uid = obj["metadata"]["uid"]
+            for dep_key in RESOURCES:
+                if not RESOURCES[dep_key].namespaced:
+                    continue
+                for child in self.objects(dep_key, ns):
+                    refs = child["metadata"].get("ownerReferences") or []
+                    if any(r.get("uid") == uid for r in refs):
+                        self.delete(dep_key, ns, child["metadata"]["name"])
         return obj
+
+    def _link_event(self, event: dict, ns: str) -> None:
+        """Fill ``involvedObject.uid`` (what ``kubectl describe`` selects events by)."""
+        inv = event.get("involvedObject") or {}
+        if inv.get("uid") or not inv.get("kind") or not inv.get("name"):
+            return
+        for key, res in RESOURCES.items():
+            if res.kind == inv["kind"]:
+                target = self.get(key, inv.get("namespace") or ns, inv["name"])
+                if target:
+                    inv["uid"] = target["metadata"]["uid"]
+                return
 
     @staticmethod
     def _default(plural: str, obj: dict) -> None:
-        """The bits a controller would fill in, so reads look like a live cluster's."""
-        if plural in SCALABLE:
+        """Fill in what a controller would, for kinds the sandbox controller does not run."""
+        controlled = plural == "deployments" and (obj.get("spec") or {}).get("template")
+        if plural in ("statefulsets",) or (plural == "deployments" and not controlled):
             spec = obj.setdefault("spec", {})
             spec.setdefault("replicas", 1)
             n = spec["replicas"]
-            status = obj.setdefault("status", {})
-            status.update(
-                observedGeneration=obj["metadata"].get("generation", 1),
-                replicas=n,
-                updatedReplicas=n,
-                readyReplicas=n,
-                availableReplicas=n,
-            )
-            status.pop("unavailableReplicas", None)
-            if plural == "deployments" and "conditions" not in status:
-                status["conditions"] = [
-                    {
-                        "type": "Available",
-                        "status": "True",
-                        "reason": "MinimumReplicasAvailable",
-                        "lastUpdateTime": _now(),
-                        "lastTransitionTime": _now(),
-                    },
-                ]
+            obj["status"] = {
+                "observedGeneration": obj["metadata"].get("generation", 1),
+                "replicas": n,
+                "updatedReplicas": n,
+                "readyReplicas": n,
+                "availableReplicas": n,
+            }
+        elif plural in ("deployments", "replicasets"):
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("replicas", 1)
+            if plural == "deployments":
+                strategy = spec.setdefault("strategy", {})
+                strategy.setdefault("type", "RollingUpdate")
+                if strategy["type"] == "RollingUpdate":
+                    rolling = strategy.setdefault("rollingUpdate", {})
+                    rolling.setdefault("maxSurge", "25%")
+                    rolling.setdefault("maxUnavailable", "25%")
+                spec.setdefault("revisionHistoryLimit", 10)
+                spec.setdefault("progressDeadlineSeconds", 600)
+            obj.setdefault("status", {})
         elif plural == "pods":
             obj.setdefault("status", {}).setdefault("phase", "Running")
         elif plural == "namespaces":
             obj.setdefault("status", {}).setdefault("phase", "Active")
 
-    async def _notify(self, res_key: tuple[str, str], kind: str, obj: dict) -> None:
-        """Record a change for watchers (each event has its own resourceVersion) and persist."""
-        if kind == "DELETED":
-            obj.setdefault("metadata", {})["resourceVersion"] = self._next_rv()
-        self._log.append((self._rv, res_key, kind, copy.deepcopy(obj)))
-        del self._log[:-2000]
-        self._save()
-        async with self._changed:
-            self._changed.notify_all()
+    def _drop_namespace(self, ns: str) -> None:
+        for (group, plural), bucket in self._store.items():
+            for obj_key in [k for k in bucket if k[0] == ns]:
+                self._record((group, plural), "DELETED", bucket.pop(obj_key))
+
+    # --- the controller: after each write, and on a tick while server runs ---------------
+    def reconcile(self, namespaces: list[str] | None = None) -> None:
+        if namespaces is None:
+            namespaces = sorted(
+                {
+                    ns
+                    for (g, p), b in self._store.items()
+                    if p in ("deployments", "replicasets")
+                    for ns, _ in b
+                }
+            )
+        self.controller.reconcile(namespaces)
+
+    async def tick(self) -> None:
+        """Advance stepped rollouts and progress deadlines (see opslib.sandbox.kube.controller)."""
+        while True:
+            await asyncio.sleep(TICK_S)
+            self.reconcile()
+            await self._commit()
 
     # --- dispatch ----------------------------------------------------------------------
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        """Resource paths go to the store; the rest (discovery, /version) to kmock.
-
-        The path is parsed here because kmock 0.8 cannot parse ``/api/v1/namespaces``
-        (it expects a namespace name after ``namespaces``).
-        """
+        """Resource paths go to the store; discovery documents are answered here."""
         parsed = parse_resource_path(raw.path)
         if parsed is None:
-            # kmock's RawHandler keeps every request for assertions; a long-lived server must not.
-            self._requests.clear()
-            return await super().__call__(raw)
+            doc = discovery.document(raw.path)
+            if doc is not None and raw.method.upper() == "GET":
+                return aiohttp.web.json_response(doc)
+            return _status(
+                404, "NotFound", f"the server could not find the requested resource ({raw.path})"
+            )
         key, ns, name, sub = parsed
         if key not in RESOURCES:
             return _status(
@@ -387,33 +332,53 @@ class SandboxKube(kmock.KubernetesScaffold):
             params=dict(raw.query),
             data=data,
             content_type=raw.headers.get("Content-Type", ""),
+            accept=raw.headers.get("Accept", ""),
             raw=raw,
             namespace=ns,
             name=name,
             subresource=sub,
         )
         try:
-            return await self._serve(req, key)
+            resp = await self._serve(req, key)
         except SelectorError as exc:
             return _status(400, "BadRequest", str(exc))
         except jsonpatch.JsonPatchException as exc:
             return _status(422, "Invalid", f"json patch failed: {exc}")
         except (jsonpatch.JsonPointerException, ValueError, TypeError, KeyError) as exc:
             return _status(400, "BadRequest", f"cannot handle the request body: {exc!r}")
+        finally:
+            await self._commit()
+        return resp
+
+    def _after_write(self, key: tuple[str, str, str], ns: str) -> None:
+        if key[2] in CONTROLLED and ns:
+            self.reconcile(sorted({ns}) if key[2] != "configmaps" else None)
+
+    def _respond(self, req: _Req, kind: str, objs: list[dict], *, single: bool = False):
+        if tables.wants_table(req.accept):
+            return aiohttp.web.json_response(
+                tables.table(
+                    kind,
+                    objs,
+                    resource_version=str(self._rv),
+                    include=req.params.get("includeObject", ""),
+                )
+            )
+        return aiohttp.web.json_response(objs[0]) if single else None
 
     async def _serve(self, request: _Req, key: tuple[str, str, str]):
         group, version, plural = key
-        kind, namespaced, subresources = RESOURCES[key]
-        ns = (request.namespace or "") if namespaced else ""
+        res = RESOURCES[key]
+        ns = (request.namespace or "") if res.namespaced else ""
         name, sub = request.name, request.subresource
         method = request.method
         params = request.params
         bucket = self._bucket(group, plural)
 
-        if sub and sub not in subresources:
+        if sub and sub not in res.subresources:
             return _status(404, "NotFound", f"{plural} has no subresource {sub!r}")
         if (
-            namespaced
+            res.namespaced
             and ns
             and method in ("POST", "PUT", "PATCH")
             and ("", ns) not in self._bucket("", "namespaces")
@@ -427,10 +392,13 @@ class SandboxKube(kmock.KubernetesScaffold):
                 return await self._watch(request, key, ns)
             if method == "GET":
                 items = self._select(bucket, ns, params)
+                table = self._respond(request, res.kind, items)
+                if table is not None:
+                    return table
                 return aiohttp.web.json_response(
                     {
                         "apiVersion": f"{group}/{version}" if group else version,
-                        "kind": f"{kind}List",
+                        "kind": f"{res.kind}List",
                         "metadata": {"resourceVersion": str(self._rv)},
                         "items": items,
                     }
@@ -441,8 +409,8 @@ class SandboxKube(kmock.KubernetesScaffold):
                     return _status(400, "BadRequest", "the request body must be a JSON object")
                 meta = body.get("metadata") or {}
                 if not meta.get("name") and not meta.get("generateName"):
-                    return _status(422, "Invalid", f"{kind}: metadata.name: Required value")
-                if namespaced and not ns:
+                    return _status(422, "Invalid", f"{res.kind}: metadata.name: Required value")
+                if res.namespaced and not ns:
                     ns = meta.get("namespace") or "default"
                 if meta.get("name") and (ns, meta["name"]) in bucket:
                     return _status(
@@ -453,15 +421,17 @@ class SandboxKube(kmock.KubernetesScaffold):
                     )
                 if params.get("dryRun"):
                     return aiohttp.web.json_response(body, status=201)
-                obj = self._insert(key, ns, body)
-                await self._notify((group, plural), "ADDED", obj)
-                return aiohttp.web.json_response(obj, status=201)
+                obj = self.create(key, ns, body)
+                self._after_write(key, ns)
+                return aiohttp.web.json_response(
+                    self.get(key, ns, obj["metadata"]["name"]) or obj, status=201
+                )
             if method == "DELETE":  # deletecollection
                 doomed = self._select(bucket, ns, params)
                 for obj in doomed:
                     meta = obj["metadata"]
-                    del bucket[(meta.get("namespace", ""), meta["name"])]
-                    await self._notify((group, plural), "DELETED", obj)
+                    self.delete(key, meta.get("namespace", ""), meta["name"])
+                self._after_write(key, ns)
                 return aiohttp.web.json_response(
                     {
                         "apiVersion": "v1",
@@ -488,13 +458,13 @@ class SandboxKube(kmock.KubernetesScaffold):
                 if tail > 0:
                     text = "".join(text.splitlines(keepends=True)[-tail:])
                 return aiohttp.web.Response(text=text, content_type="text/plain")
-            return aiohttp.web.json_response(obj)
+            return self._respond(request, res.kind, [copy.deepcopy(obj)], single=True)
         if method == "DELETE":
-            del bucket[(ns, name)]
-            if plural == "namespaces":
-                await self._drop_namespace(name)
-            await self._notify((group, plural), "DELETED", obj)
-            return aiohttp.web.json_response(obj)
+            body = request.data if isinstance(request.data, dict) else {}
+            policy = body.get("propagationPolicy") or params.get("propagationPolicy") or ""
+            gone = self.delete(key, ns, name, orphan=policy == "Orphan")
+            self._after_write(key, ns)
+            return aiohttp.web.json_response(gone)
         if method in ("PATCH", "PUT"):
             body = request.data
             if method == "PATCH":
@@ -523,8 +493,10 @@ class SandboxKube(kmock.KubernetesScaffold):
                 new = copy.deepcopy(body)
             updated = self._apply_update(key, obj, new, sub)
             bucket[(ns, name)] = updated
-            await self._notify((group, plural), "MODIFIED", updated)
-            return aiohttp.web.json_response(self._scale(updated) if sub == "scale" else updated)
+            self._record((group, plural), "MODIFIED", updated)
+            self._after_write(key, ns)
+            fresh = bucket.get((ns, name), updated)
+            return aiohttp.web.json_response(self._scale(fresh) if sub == "scale" else fresh)
         return _status(405, "MethodNotAllowed", f"{method} is not allowed on {plural}/{name}")
 
     def _apply_update(
@@ -550,10 +522,12 @@ class SandboxKube(kmock.KubernetesScaffold):
             if field in old_meta:
                 meta[field] = old_meta[field]
         merged["apiVersion"], merged["kind"] = old["apiVersion"], old["kind"]
+        if "status" not in merged and "status" in old:
+            merged["status"] = copy.deepcopy(old["status"])
         gen = old_meta.get("generation", 1)
         meta["generation"] = gen + 1 if merged.get("spec") != old.get("spec") else gen
         meta["resourceVersion"] = self._next_rv()
-        if plural in SCALABLE and merged.get("spec") != old.get("spec"):
+        if merged.get("spec") != old.get("spec"):
             self._default(plural, merged)
         return merged
 
@@ -591,12 +565,6 @@ class SandboxKube(kmock.KubernetesScaffold):
             items.append(obj)
         limit = int(params.get("limit") or 0)
         return items[:limit] if limit > 0 else items
-
-    async def _drop_namespace(self, ns: str) -> None:
-        for (group, plural), bucket in self._store.items():
-            for obj_key in [k for k in bucket if k[0] == ns]:
-                obj = bucket.pop(obj_key)
-                await self._notify((group, plural), "DELETED", obj)
 
     async def _watch(self, request: _Req, key: tuple[str, str, str], ns: str):
         """A watch stream: the current objects as ADDED (unless resourceVersion is given),
@@ -673,23 +641,11 @@ async def serve(host: str, port: int, state: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with handler, kmock.Server(handler, host=host, port=port or None) as server:
+        ticker = asyncio.create_task(handler.tick())
         tmp = state / "port.tmp"
         tmp.write_text(str(server.port))
         os.replace(tmp, state / "port")
         await stop.wait()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m opslib.sandbox.kube",
-        description="The opslib sandbox's Kubernetes API emulator.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--state", required=True, type=Path, help="dir for objects.json and port")
-    args = parser.parse_args(argv)
-    asyncio.run(serve(args.host, args.port, args.state))
-
-
-if __name__ == "__main__":
-    main()
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
