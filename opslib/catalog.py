@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,18 +261,51 @@ def coerce(param: ParamInfo, value: Any) -> Any:
     return value  # untyped or exotic annotation: passed through as given
 
 
-def check_secret(name: str, value: Any) -> None:
-    """Refuse a parameter value that carries a secret; secrets never go in parameters."""
+#: The one exception to "no secret-shaped values in parameters": a parameter of a named runbook
+#: that carries an identifier which merely looks like a secret. ``{runbook: {parameter: kind}}``
+#: where ``kind`` is the :func:`~opslib.core.redact.find_secret` kind allowed there and nothing
+#: else: an AWS access key id names the key under investigation in ``credential-leak`` (it is
+#: an identifier, not a credential; the redactor still masks it in the evidence), while a
+#: secret access key, a password or a token in that same parameter is refused as anywhere else.
+IDENTIFIER_PARAMETERS: dict[str, dict[str, str]] = {
+    "credential-leak": {"access_key_id": "an AWS access key id"},
+}
+
+#: What each allowed kind looks like, so that only that part of a value is let through.
+_IDENTIFIER_SHAPES = {"an AWS access key id": re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")}
+# The 40-character half of an AWS key pair; looked for only in identifier parameters, where
+# pasting the wrong half of the pair is the likely mistake (elsewhere it would flag hashes).
+_SECRET_ACCESS_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")
+
+
+def _secret_kind(value: str, allowed: str) -> str:
+    if not allowed:
+        return find_secret(value)
+    shape = _IDENTIFIER_SHAPES.get(allowed)
+    rest = shape.sub(" ", value) if shape is not None else value
+    if _SECRET_ACCESS_KEY.search(rest):
+        return "a secret access key (the 40-character half of the key pair)"
+    return find_secret(rest)
+
+
+def check_secret(name: str, value: Any, *, allowed: str = "") -> None:
+    """Refuse a parameter value that carries a secret; secrets never go in parameters.
+
+    ``allowed`` is the one identifier kind this parameter may carry (see
+    :data:`IDENTIFIER_PARAMETERS`): values of exactly that shape pass, anything else secret in
+    the same value is still refused.
+    """
     values = (
         value
         if isinstance(value, list | tuple)
         else (value.values() if isinstance(value, dict) else [value])
     )
     for v in values:
-        what = find_secret(v) if isinstance(v, str) else ""
+        what = _secret_kind(v, allowed) if isinstance(v, str) else ""
         if what:
+            only = f" It may carry {allowed} only." if allowed else ""
             raise SecretInParameterError(
-                f"Parameter {name} carries {what}. Secrets never go in parameters (they would be "
+                f"Parameter {name} carries {what}.{only} Secrets never go in parameters (they would be "
                 "recorded in the evidence). Supply it through the environment instead: PGPASSWORD or "
                 "~/.pgpass (PGPASSFILE/PGSERVICE) for PostgreSQL, the AWS profile/SSO chain for AWS, "
                 "or pass a secret reference (e.g. a Secrets Manager secret id) the runbook resolves."
@@ -294,5 +328,7 @@ def validate(info: RunbookInfo, parameters: dict[str, Any] | None) -> dict[str, 
                 f"Parameter {name} of runbook {info.name} must be {p.type or 'a literal'}: "
                 f"got {value!r} ({exc}).\n{info.usage()}"
             ) from exc
-        check_secret(name, out[name])
+        check_secret(
+            name, out[name], allowed=IDENTIFIER_PARAMETERS.get(info.name, {}).get(name, "")
+        )
     return out

@@ -58,8 +58,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"""(?i)(aws_secret_access_key["']?\s*[=:]\s*["']?)[A-Za-z0-9/+=]{40}"""),
         rf"\1{MASK}",
     ),
-    # AWS access key ids (long-term AKIA, temporary ASIA).
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
+    # AWS access key ids (long-term AKIA, temporary ASIA): an identifier, not a secret, shown
+    # the way the IAM console and incident notes do, AKIA...XYZW, so a credential-leak
+    # investigation can tell its key from the others without the id being in the evidence.
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b"), r"\1...\2"),
     # Authorization header values (whole rest of the line / quoted value).
     (
         re.compile(r"""(?i)(\bauthorization["']?\s*[:=]\s*["']?)[^\r\n"']+"""),
@@ -188,6 +190,15 @@ def registered_secrets(run_dir: str | os.PathLike[str]) -> list[str]:
 def redact_text(s: str, environ: Mapping[str, str] | None = None) -> str:
     """Redact one string with the current environment's secrets: for notebooks showing message bodies."""
     return Redactor([os.environ if environ is None else environ], extra_values=_REGISTERED).text(s)
+
+
+#: an access key id as the redactor leaves it (``AKIA...XYZW``)
+MASKED_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)\.\.\.[A-Z0-9]{4}\b")
+
+
+def was_redacted(value: str) -> bool:
+    """Whether ``value`` (read back from evidence) lost something to the redactor."""
+    return isinstance(value, str) and (MASK in value or bool(MASKED_KEY_ID.search(value)))
 
 
 def find_secret(value: str, environ: Mapping[str, str] | None = None) -> str:
