@@ -1,4 +1,10 @@
-"""``opslib run``: one runbook headless, its bundle path as the last line printed."""
+"""``opslib run``: one runbook headless, its bundle path as the last line printed.
+
+Exit codes a scheduler can act on: 0 succeeded, 1 the runbook failed, 2 bad input or refused
+(not worth retrying), 3 findings at or above ``--fail-on SEVERITY``, 4 infrastructure error
+(kernel died, evidence store unreachable: worth retrying). ``--result-json PATH`` writes the
+record summary (status, exit code and why, bundle, results) for the scheduler's next step.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,9 @@ import argparse
 
 from opslib.api import run
 from opslib.cli import err
+from opslib.core.errors import OpslibError
 from opslib.runner import RunResult
+from opslib.schedule.exits import SEVERITIES, exit_code, summary, write_summary
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,6 +29,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sandbox", action="store_true", help="run against the local sandbox (started if needed)"
     )
     p.add_argument("--timeout", type=float, default=None, help="whole-run timeout in seconds")
+    p.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default="",
+        help="exit 3 when the run records a finding at or above this severity",
+    )
+    p.add_argument(
+        "--result-json", help="write the record summary (status, exit code, bundle) here"
+    )
+    p.add_argument(
+        "--object-lock-mode",
+        choices=("COMPLIANCE", "GOVERNANCE"),
+        type=str.upper,
+        default=None,
+        help="s3:// evidence only: lock every object of the bundle (default OPSLIB_OBJECT_LOCK_MODE); "
+        "a bucket without Object Lock is refused with exit 2",
+    )
+    p.add_argument(
+        "--retention-days",
+        type=int,
+        default=None,
+        help="days the locked bundle cannot be deleted or overwritten (default OPSLIB_RETENTION_DAYS)",
+    )
+    p.add_argument(
+        "--max-output-mb",
+        type=float,
+        default=None,
+        help="bound on one cell output in the notebook; larger ones move to attachments "
+        "(default OPSLIB_MAX_OUTPUT_MB or 20)",
+    )
+    p.add_argument(
+        "--require-approvers",
+        type=int,
+        default=None,
+        help="distinct approvers a change needs (2: the two-person rule; default OPSLIB_REQUIRE_APPROVERS or 1)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -49,9 +93,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             sandbox=args.sandbox,
             timeout=args.timeout,
             param_file=args.param_file,
+            object_lock_mode=args.object_lock_mode,
+            retention_days=args.retention_days,
+            max_output_mb=args.max_output_mb,
+            require_approvers=args.require_approvers,
         )
     except KeyboardInterrupt:
         err("interrupted before the runbook started; nothing ran")
         return 130
+    except OpslibError as exc:
+        if args.result_json:  # the next step still learns why nothing ran
+            code = exc.exit_code if exc.exit_code == 2 else 4
+            write_summary(args.result_json, {**summary(None, code=code, why=str(exc), bundle=None)})
+        raise
     print_summary(result)
-    return result.exit_code
+    code, why = exit_code(result.record, result.exit_code, fail_on=args.fail_on)
+    if code != result.exit_code:
+        print(f"exit {code}: {why}")
+        print(result.bundle, flush=True)  # the bundle path stays the last line
+    if args.result_json:
+        write_summary(
+            args.result_json, summary(result.record, code=code, why=why, bundle=result.bundle)
+        )
+    return int(code)
