@@ -24,16 +24,20 @@ def run(
     param_file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> RunResult:
     """Run a runbook headless and write its evidence bundle (see :func:`opslib.runner.run`).
 
     ``sandbox=True`` starts the local sandbox if needed (the ``[sandbox]`` extra), runs against
-    it, and fills the parameters not given from its scenario presets.
+    it, and fills the parameters not given from its scenario presets. ``options`` are the
+    runner's further keywords (``object_lock_mode``, ``retention_days``, ``max_output_mb``,
+    ``approval``, ``require_approvers``, ``recover_stale``), passed through unchanged.
     """
     kw: dict[str, Any] = {
         "evidence_dir": evidence_dir,
         "timeout": timeout,
         "param_file": param_file,
+        **options,
     }
     if not sandbox:
         return run_headless(runbook, parameters, env=env, defaults=defaults, **kw)

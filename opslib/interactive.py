@@ -143,6 +143,7 @@ class ApprovalPanel:
                     approved_at=utcnow_iso(),
                     change_ticket=self.change_ticket,
                     via="button",
+                    plan_title=self.plan.title,
                 )
                 emit_approval(self.approval)
                 self.result = apply(

@@ -8,8 +8,18 @@ timeout or SIGTERM/SIGINT interrupts the kernel (then kills it after a grace per
 bundle is still written from the partial notebook. The bundle is redacted and sealed by
 :func:`opslib.evidence.bundle.write_bundle`.
 
-Exit codes: 0 succeeded; 1 failed / interrupted / timeout (bundle written); 2 bad input
-(refused before the kernel, or a ``BadInputError`` raised by the notebook: status ``refused``).
+The staging dir lives under :func:`opslib.evidence.recover.staging_root` with a ``run.json``
+saying what runs there, so a runner killed outright (SIGKILL, a machine that died) leaves
+something to recover: each run first turns staging dirs whose processes are gone into bundles
+with status ``killed``. An S3 evidence dir is checked before the kernel starts (Object Lock
+present when a lock mode is asked for), and so is the signing key (``OPSLIB_SIGNING_KEY``),
+which the kernel never sees. A run started by ``opslib approve`` carries its
+:class:`~opslib.core.plans.ApprovalGrant` into the kernel, where :func:`opslib.safety.gate`
+applies only a plan with the approved digest.
+
+Exit codes: 0 succeeded; 1 failed / interrupted / timeout / killed (bundle written); 2 bad
+input (refused before the kernel, or a ``BadInputError`` raised by the notebook: status
+``refused``).
 """
 
 from __future__ import annotations
@@ -31,9 +41,13 @@ from typing import Any
 
 from opslib import catalog
 from opslib.core.errors import BadInputError
+from opslib.core.plans import APPROVAL_ENV, REQUIRE_APPROVERS_ENV, ApprovalGrant
 from opslib.core.redact import Redactor, registered_secrets
 from opslib.evidence import bundle as bundle_mod
+from opslib.evidence import recover as recover_mod
+from opslib.evidence import signing
 from opslib.evidence.record import EXIT_CODES, RunRecord, RunStatus
+from opslib.evidence.store import LOCK_MODE_ENV, RETENTION_ENV, Store, open_store
 
 #: Seconds between a kernel interrupt (SIGINT) and killing the kernel if it does not stop.
 KILL_GRACE_SECONDS = 5.0
@@ -41,6 +55,10 @@ KILL_GRACE_SECONDS = 5.0
 FALLBACK_EVIDENCE_DIR = "evidence"
 #: papermill saves the running notebook at least this often during a long cell.
 AUTOSAVE_SECONDS = 10
+#: Environment default for ``--max-output-mb``.
+MAX_OUTPUT_ENV = "OPSLIB_MAX_OUTPUT_MB"
+#: Variables of the runner that the kernel must not see (the signing key's path).
+_KERNEL_HIDDEN = (signing.SIGNING_KEY_ENV,)
 
 
 SUCCEEDED, FAILED, REFUSED, INTERRUPTED, TIMEOUT = (
@@ -218,7 +236,11 @@ def _register_engine() -> None:
         papermill_engines.register(_ENGINE_NAME, _engine_class())
 
 
-def kernel_manager(env: dict[str, str], ipc_dir: str | os.PathLike[str]):
+def kernel_manager(
+    env: dict[str, str],
+    ipc_dir: str | os.PathLike[str],
+    on_start: Any = None,
+):
     """An AsyncKernelManager running ``sys.executable -m ipykernel_launcher`` with ``env``.
 
     Building the spec here (rather than looking up an installed ``python3`` kernelspec, whose
@@ -232,6 +254,9 @@ def kernel_manager(env: dict[str, str], ipc_dir: str | os.PathLike[str]):
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw.setdefault("env", env)
             await AsyncKernelManager._async_start_kernel(self, **kw)
+            pid = getattr(self.provisioner, "pid", None)
+            if on_start is not None and isinstance(pid, int):
+                on_start(pid)
 
     # IPC: unix sockets in the run's private (0700) staging dir instead of loopback TCP, so
     # nothing else on the machine can reach the kernel. The path must be unique per run: the
@@ -331,6 +356,13 @@ def run(
     param_file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     defaults: Mapping[str, Any] | None = None,
+    object_lock_mode: str | None = None,
+    retention_days: int | None = None,
+    max_output_mb: float | None = None,
+    approval: ApprovalGrant | None = None,
+    require_approvers: int | None = None,
+    recover_stale: bool = True,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Run a runbook headless and write its evidence bundle.
 
@@ -341,23 +373,106 @@ def run(
     this process's while the run lasts, so the evidence store and operator lookup see it);
     ``defaults`` fill the parameters not given (see :func:`prepare`). The sandbox is composed
     in by the caller (``opslib.run(..., sandbox=True)``, ``opslib run --sandbox``), never here.
+
+    ``object_lock_mode`` (COMPLIANCE/GOVERNANCE; default ``OPSLIB_OBJECT_LOCK_MODE``) and
+    ``retention_days`` (``OPSLIB_RETENTION_DAYS``) lock every object of an S3 bundle; a bucket
+    without Object Lock is refused (BadInputError) before the kernel starts.
+    ``max_output_mb`` (``OPSLIB_MAX_OUTPUT_MB``, default 20) bounds one cell output in the
+    notebook. ``approval`` is the grant of ``opslib approve`` (see :mod:`opslib.approvals`);
+    ``require_approvers`` sets ``OPSLIB_REQUIRE_APPROVERS`` in the kernel. With
+    ``recover_stale`` (the default), staging dirs of killed runs are recovered first.
+    ``extra`` adds top-level fields to record.json (redacted like the rest), for a caller that
+    knows why the run started: ``opslib serve`` records the alert as ``trigger``. The record's
+    own fields win over an ``extra`` field of the same name.
     """
+    clash = sorted(set(extra or {}) & bundle_mod.RECORD_FIELDS)
+    if clash:
+        raise BadInputError(f"extra record fields {clash} would replace the record's own.")
     control = _Control()
     phase = {"name": "prepare"}
     with _signals(control, phase):
+        if recover_stale:
+            _recover_stale()
         try:
             info, params = prepare(runbook, parameters, param_file=param_file, defaults=defaults)
+            with _scoped_environ(dict(env or {})):
+                opts = _store_options(evidence_dir, object_lock_mode, retention_days, max_output_mb)
         except _Stop as exc:  # stopped before anything ran: nothing to record
             raise KeyboardInterrupt(str(exc)) from exc
+        run_env = dict(env or {})
+        if approval is not None:
+            run_env[APPROVAL_ENV] = approval.to_json()
+        if require_approvers is not None:
+            run_env[REQUIRE_APPROVERS_ENV] = str(require_approvers)
         return _execute(
             info,
             params,
-            dict(env or {}),
+            run_env,
             control,
             phase,
             evidence_dir=evidence_dir,
             timeout=timeout,
+            opts=opts,
+            approval=approval,
+            extra=dict(extra or {}),
         )
+
+
+@dataclass(frozen=True)
+class _StoreOptions:
+    """What the bundle writer needs beyond the notebook: the opened store and its bounds."""
+
+    store: Store
+    lock_mode: str
+    retention_days: int | None
+    max_output_mb: float
+    signed: bool
+
+
+def _env_number(name: str, kind: type) -> Any:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise BadInputError(f"{name}={raw!r} is not a number.") from exc
+
+
+def _store_options(
+    evidence_dir: str | os.PathLike[str],
+    lock_mode: str | None,
+    retention_days: int | None,
+    max_output_mb: float | None,
+) -> _StoreOptions:
+    """Open and check the evidence store and the signing key before any kernel starts."""
+    mode = lock_mode if lock_mode is not None else os.environ.get(LOCK_MODE_ENV, "")
+    days = retention_days if retention_days is not None else _env_number(RETENTION_ENV, int)
+    bound = max_output_mb if max_output_mb is not None else _env_number(MAX_OUTPUT_ENV, float)
+    if bound is not None and bound <= 0:
+        raise BadInputError(f"max_output_mb={bound}: give a size in MB greater than 0.")
+    store = open_store(evidence_dir, lock_mode=mode or None, retention_days=days)
+    store.check_writable()
+    signer = signing.signer_from_env()  # a bad key path refuses the run now, not at the end
+    return _StoreOptions(
+        store,
+        (mode or "").upper(),
+        days,
+        bound if bound is not None else bundle_mod.MAX_OUTPUT_MB,
+        signer is not None,
+    )
+
+
+def _recover_stale() -> None:
+    """Turn staging dirs of killed runs into ``killed`` bundles; never stops the new run."""
+    try:
+        written, problems = recover_mod.recover_all()
+    except Exception as exc:  # noqa: BLE001  recovery is a courtesy at start: say it, go on
+        written, problems = [], [f"{type(exc).__name__}: {exc}"]
+    for b in written:
+        print(f"recovered a killed run: {b.location}", file=sys.stderr, flush=True)
+    for p in problems:
+        print(f"warning: could not recover a killed run: {p}", file=sys.stderr, flush=True)
 
 
 def _execute(
@@ -369,10 +484,14 @@ def _execute(
     *,
     evidence_dir: str | os.PathLike[str],
     timeout: float | None,
+    opts: _StoreOptions,
+    approval: ApprovalGrant | None,
+    extra: dict[str, Any],
 ) -> RunResult:
     # Private (0700) staging dir: partial notebook, attachments, IPC sockets. It holds
-    # unredacted output, so it is removed whatever happens.
-    staging = Path(tempfile.mkdtemp(prefix=f"opslib-{info.name}-"))
+    # unredacted output, so it is removed whatever happens (except SIGKILL: then it is what
+    # recovery turns into a ``killed`` bundle).
+    staging = Path(tempfile.mkdtemp(prefix=f"{info.name}-", dir=recover_mod.staging_root()))
     try:
         return _execute_in(
             staging,
@@ -383,6 +502,9 @@ def _execute(
             phase,
             evidence_dir=evidence_dir,
             timeout=timeout,
+            opts=opts,
+            approval=approval,
+            extra=extra,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -398,6 +520,9 @@ def _execute_in(
     *,
     evidence_dir: str | os.PathLike[str],
     timeout: float | None,
+    opts: _StoreOptions,
+    approval: ApprovalGrant | None,
+    extra: dict[str, Any],
 ) -> RunResult:
     run_id = uuid.uuid4().hex[:10]
     started = _dt.datetime.now(_dt.UTC)
@@ -410,6 +535,31 @@ def _execute_in(
         "OPSLIB_RUNBOOK": info.name,
         "OPSLIB_RUN_ID": run_id,
     }
+    for name in _KERNEL_HIDDEN:
+        kernel_env.pop(name, None)
+    all_params = {**{p.name: p.default for p in info.parameters}, **params}
+    links = dict(extra)  # the caller's fields first: the record's own, below, win
+    if approval is not None:
+        links["approves_bundle"] = approval.source_bundle
+    recover_mod.write_run_file(
+        staging,
+        {
+            "runbook": info.name,
+            "run_id": run_id,
+            "started": bundle_mod.utc_iso(started),
+            "notebook": str(info.path),
+            "parameters": all_params,
+            "parameters_given": sorted(params),
+            "evidence_dir": str(evidence_dir),
+            "object_lock_mode": opts.lock_mode,
+            "retention_days": opts.retention_days,
+            "max_output_mb": opts.max_output_mb,
+            "sandbox": "OPSLIB_SANDBOX_DIR" in run_env,
+            "operator": {"os_user": bundle_mod.os_user(), "aws_caller_arn": ""},
+            "extra": extra,  # the caller's record fields, kept if the run is killed
+            **({"approves_bundle": approval.source_bundle} if approval is not None else {}),
+        },
+    )
     # Who and which commit: looked up while the kernel runs, never on the critical path.
     context: dict[str, Any] = {}
 
@@ -428,7 +578,11 @@ def _execute_in(
             from papermill.exceptions import PapermillExecutionError
 
             _register_engine()
-            km = kernel_manager(kernel_env, staging)
+            km = kernel_manager(
+                kernel_env,
+                staging,
+                on_start=functools.partial(recover_mod.write_kernel_pid, staging),
+            )
             control.km = km
             if timeout:
                 t = threading.Timer(
@@ -476,12 +630,12 @@ def _execute_in(
                 "evalue": control.detail,
             }
         if nb is None:
-            nb = _partial_notebook(out_path, info.path)
+            nb = recover_mod.partial_notebook(staging, info.name, str(info.path))
         if "papermill" in nb.get("metadata", {}):  # not the private staging path
             nb["metadata"]["papermill"]["output_path"] = f"{info.name}.ipynb"
         finished = _dt.datetime.now(_dt.UTC)
         if error is not None:
-            cell = bundle_mod.find_error(nb) or _running_cell(nb)
+            cell = bundle_mod.find_error(nb) or recover_mod.running_cell(nb)
             if cell:
                 error = {**cell, **error} if status in (INTERRUPTED, TIMEOUT) else {**error, **cell}
         looker.join(timeout=3)
@@ -496,21 +650,32 @@ def _execute_in(
             started=started,
             finished=finished,
             status=status,
-            parameters={**{p.name: p.default for p in info.parameters}, **params},
+            parameters=all_params,
             error=error,
             operator=context.get("operator"),
             notebook_path=str(info.path),
             git=context.get("git"),
             attachments_dir=staging / "attachments",
             redactor=redactor,
+            max_output_mb=opts.max_output_mb,
         )
         extra = {
+            **links,
             "exit_code": EXIT_CODES[status],
             "parameters_given": sorted(params),
             "sandbox": "OPSLIB_SANDBOX_DIR" in run_env,  # a run composed with the sandbox
         }
+        if approval is not None:
+            extra["approval_grant"] = {
+                "source_bundle": approval.source_bundle,
+                "plan_digests": list(approval.plan_digests),
+                "approvers": list(approval.approvers),
+                "require_approvers": approval.require_approvers,
+            }
+        if opts.lock_mode:
+            extra["object_lock"] = {"mode": opts.lock_mode, "retention_days": opts.retention_days}
         try:
-            written = write(evidence_dir=evidence_dir, extra=extra)
+            written = write(evidence_dir=opts.store, extra=extra)
         except Exception as exc:  # noqa: BLE001  remote store down: never lose the evidence
             if not str(evidence_dir).startswith("s3://"):
                 raise
@@ -530,27 +695,3 @@ def _shutdown(km: Any) -> None:
             run_sync(km.cleanup_resources)()
     except RuntimeError:  # "No kernel is running!": already gone, nothing to stop
         return
-
-
-def _partial_notebook(out_path: Path, source: Path) -> Any:
-    """The notebook as papermill last saved it, else the unexecuted source."""
-    import nbformat
-
-    for p in (out_path, source):
-        try:
-            return nbformat.read(str(p), as_version=4)
-        except (OSError, ValueError):
-            continue
-    return nbformat.v4.new_notebook()
-
-
-def _running_cell(nb: Any) -> dict[str, Any] | None:
-    """The cell papermill marked as running when the run was stopped."""
-    for index, cell in enumerate(nb.get("cells", [])):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            src = cell.get("source", "")
-            return {
-                "cell_index": index,
-                "cell_source": src if isinstance(src, str) else "".join(src),
-            }
-    return None

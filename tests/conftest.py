@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ["OPSLIB_HEADLESS"] = "1"
+# The venv's own tools first (the AWS CLI that checks what boto3 did, lint-imports, opslib):
+# `make test` runs `.venv/bin/python -m pytest` without activating the venv.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 
 
 def pytest_configure(config):
+    import tempfile
+
     from opslib.sandbox.testing import session_state_dir
 
     session_state_dir()  # every sandbox.up() in this session lands in the session's sandbox
+    # runs stage under a dir of this session's own, so a run start here never recovers (as
+    # killed) a run another session left behind, nor the other way round
+    os.environ.setdefault("OPSLIB_STAGING_DIR", tempfile.mkdtemp(prefix="opslib-test-staging-"))
 
 
 @pytest.fixture(scope="session")

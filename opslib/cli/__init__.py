@@ -23,7 +23,17 @@ import sys
 from opslib.core.errors import OpslibError
 
 #: subcommand modules, in the order `opslib --help` lists them
-COMMANDS = ("catalog", "run", "evidence", "sandbox", "demo")
+COMMANDS = (
+    "catalog",
+    "run",
+    "evidence",
+    "approve",
+    "incident",
+    "sandbox",
+    "demo",
+    "serve",
+    "schedule",
+)
 
 
 def err(msg: str) -> None:

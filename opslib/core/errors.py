@@ -82,3 +82,11 @@ class PitrRecoveryError(OpslibError):
 
 class MissingExtraError(BadInputError):
     """Raised when a feature needs an optional extra that is not installed; the message names the install command."""
+
+
+class PlanChangedError(BadInputError):
+    """Raised when an approved run computes a plan whose digest is not the one approved; nothing applied."""
+
+
+class TwoPersonRuleError(BadInputError):
+    """Raised when a change needs more distinct approvers than it has (the two-person rule); nothing applied."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -90,6 +91,16 @@ class Plan:
         )
         return hashlib.sha256(canon.encode()).hexdigest()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as it goes into the evidence: title, digest, changes, warnings, limits."""
+        return {
+            "title": self.title,
+            "digest": self.digest(),
+            "changes": [c.to_dict() for c in self.changes],
+            "warnings": list(self.warnings),
+            "limits": to_jsonable(dict(self.limits)),
+        }
+
     def to_frame(self):
         import pandas as pd
 
@@ -129,13 +140,19 @@ class Plan:
 
 @dataclass(frozen=True)
 class Approval:
-    """Who approved which plan, when, through which channel, under which ticket."""
+    """Who approved which plan (its digest), when, through which channel, under which ticket.
+
+    ``via`` is "parameter" (headless ``approved_by``), "button" (JupyterLab) or "opslib approve"
+    (approved later from a dry run's bundle, which ``source_bundle`` names).
+    """
 
     approver: str
     plan_hash: str
     approved_at: str
     change_ticket: str = ""
-    via: str = "parameter"  # "parameter" (headless approved_by) or "button" (JupyterLab)
+    via: str = "parameter"
+    source_bundle: str = ""
+    plan_title: str = ""
 
 
 @dataclass(frozen=True)
@@ -200,6 +217,7 @@ def approve(
         approved_at=utcnow_iso(),
         change_ticket=change_ticket.strip(),
         via=via,
+        plan_title=plan.title,
     )
     emit_approval(approval)
     return approval
@@ -282,3 +300,88 @@ def unique(items: Iterable[str]) -> list[str]:
     for i in items:
         seen.setdefault(i, None)
     return list(seen)
+
+
+#: Environment variable carrying an approve-later grant into the kernel (set by the runner).
+APPROVAL_ENV = "OPSLIB_APPROVAL"
+#: Environment variable: how many distinct approvers a change needs (the two-person rule).
+REQUIRE_APPROVERS_ENV = "OPSLIB_REQUIRE_APPROVERS"
+
+
+@dataclass(frozen=True)
+class ApprovalGrant:
+    """Approvals given later (``opslib approve``) to the plans of one dry run's bundle.
+
+    The approved run applies a plan only if it hashes to one of ``plan_digests``; every
+    approval is recorded with who, when and the digest. ``operator`` is who started the dry
+    run: under the two-person rule (``require_approvers`` >= 2) it may not approve.
+    """
+
+    source_bundle: str
+    plan_digests: tuple[str, ...]
+    approvals: tuple[Approval, ...]
+    require_approvers: int = 1
+    operator: str = ""
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(unique(a.approver for a in self.approvals))
+
+    def to_json(self) -> str:
+        return json.dumps(to_jsonable(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ApprovalGrant:
+        d = json.loads(text)
+        return cls(
+            source_bundle=d["source_bundle"],
+            plan_digests=tuple(d["plan_digests"]),
+            approvals=tuple(Approval(**a) for a in d["approvals"]),
+            require_approvers=int(d.get("require_approvers", 1)),
+            operator=d.get("operator", ""),
+        )
+
+    def problems(self, required: int) -> list[str]:
+        """Why this grant does not satisfy ``required`` approvers ([] when it does)."""
+        out = []
+        names = self.approvers
+        if len(names) < max(required, 1):
+            out.append(
+                f"this change needs {required} distinct approvers, it has {len(names)} "
+                f"({', '.join(names) or 'none'})"
+            )
+        if required >= 2 and self.operator and self.operator in names:
+            out.append(
+                f"{self.operator} started the dry run and cannot also approve it under the "
+                "two-person rule"
+            )
+        return out
+
+
+def grant_from_env(environ: Mapping[str, str] | None = None) -> ApprovalGrant | None:
+    """The approve-later grant the runner put into this kernel's environment, if any."""
+    raw = (os.environ if environ is None else environ).get(APPROVAL_ENV, "")
+    if not raw:
+        return None
+    try:
+        return ApprovalGrant.from_json(raw)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApprovalError(
+            f"{APPROVAL_ENV} does not hold a valid approval ({exc}); run `opslib approve` again."
+        ) from exc
+
+
+def required_approvers(environ: Mapping[str, str] | None = None, default: int = 1) -> int:
+    """``OPSLIB_REQUIRE_APPROVERS`` as a number (``default`` when unset); BadInputError if not one."""
+    raw = (os.environ if environ is None else environ).get(REQUIRE_APPROVERS_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw)
+    except ValueError as exc:
+        raise BadInputError(
+            f"{REQUIRE_APPROVERS_ENV}={raw!r}: give a whole number of approvers (1 or 2)."
+        ) from exc
+    if n < 1:
+        raise BadInputError(f"{REQUIRE_APPROVERS_ENV}={n}: at least one approver is required.")
+    return n

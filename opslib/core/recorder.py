@@ -20,7 +20,13 @@ from typing import Any
 RESULT_MIME = "application/vnd.opslib.result+json"
 APPROVAL_MIME = "application/vnd.opslib.approval+json"
 CHANGE_MIME = "application/vnd.opslib.change+json"
-MIMES = {"result": RESULT_MIME, "approval": APPROVAL_MIME, "change": CHANGE_MIME}
+PLAN_MIME = "application/vnd.opslib.plan+json"
+MIMES = {
+    "result": RESULT_MIME,
+    "approval": APPROVAL_MIME,
+    "change": CHANGE_MIME,
+    "plan": PLAN_MIME,
+}
 
 #: Environment variable the runner sets to the run's staging directory (attachments land there).
 RUN_DIR_ENV = "OPSLIB_RUN_DIR"
@@ -59,6 +65,7 @@ class Session:
         self.results: dict[str, Any] = {}
         self.approvals: list[dict[str, Any]] = []
         self.changes: list[dict[str, Any]] = []
+        self.plans: list[dict[str, Any]] = []
 
     def reset(self) -> None:
         self.__init__()
@@ -114,11 +121,28 @@ def emit_change(change_outcome: Any) -> None:
     )
 
 
+def emit_plan(plan_payload: dict[str, Any]) -> None:
+    """Put a plan the gate was shown (title, digest, changes, whether it was applied) into the evidence.
+
+    A dry run's bundle must hold the plan and its digest: ``opslib approve`` approves exactly
+    that digest later, and the approved run applies only a plan that hashes the same.
+    """
+    payload = to_jsonable(plan_payload)
+    SESSION.plans.append(payload)
+    _display(
+        "plan",
+        payload,
+        f"plan {payload.get('digest', '')[:12]}: {payload.get('title', '')} "
+        f"({len(payload.get('changes') or [])} change(s), {payload.get('decision', '')})",
+    )
+
+
 def harvest(nb: Any) -> dict[str, Any]:
-    """Collect results, approvals and changes from an executed notebook's outputs (dict or NotebookNode)."""
+    """Collect results, approvals, changes and plans from an executed notebook's outputs (dict or NotebookNode)."""
     results: dict[str, Any] = {}
     approvals: list[Any] = []
     changes: list[Any] = []
+    plans: list[Any] = []
     for cell in nb.get("cells", []):
         for out in cell.get("outputs", []) or []:
             data = out.get("data") or {}
@@ -129,7 +153,9 @@ def harvest(nb: Any) -> dict[str, Any]:
                 approvals.append(data[APPROVAL_MIME])
             if CHANGE_MIME in data:
                 changes.append(data[CHANGE_MIME])
-    return {"results": results, "approvals": approvals, "changes": changes}
+            if PLAN_MIME in data:
+                plans.append(data[PLAN_MIME])
+    return {"results": results, "approvals": approvals, "changes": changes, "plans": plans}
 
 
 def run_dir() -> Path:

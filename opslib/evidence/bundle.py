@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -24,9 +25,15 @@ from opslib.clients import aws_caller_arn
 from opslib.core.recorder import harvest, to_jsonable
 from opslib.core.redact import Redactor
 from opslib.core.version import __version__
+from opslib.evidence import signing
 from opslib.evidence.manifest import seal
 from opslib.evidence.record import RunRecord
 from opslib.evidence.store import Store, open_store
+
+#: Default bound on one cell output (``--max-output-mb``): bigger outputs become attachments.
+MAX_OUTPUT_MB = 20.0
+#: Outputs carrying these MIME types are the run's records and are never moved out.
+_KEEP_MIMES = ("application/vnd.opslib.",)
 
 _EXPORTER: Any = None
 _EXPORTER_LOCK = threading.Lock()
@@ -210,6 +217,69 @@ def find_error(nb: Any) -> dict[str, Any] | None:
     return None
 
 
+def _is_record_output(out: Any) -> bool:
+    return any(str(k).startswith(_KEEP_MIMES) for k in (out.get("data") or {}))
+
+
+def bound_outputs(nb: Any, max_bytes: int) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """Move every cell output bigger than ``max_bytes`` (as JSON) out of ``nb`` into attachments.
+
+    A runbook that prints a huge table must not make an unreadable notebook or HTML page: the
+    output is stored whole as ``attachments/output-<sha12>.json`` (hashed into the manifest like
+    any file) and replaced in place by a line saying where it is. Mutates ``nb``; returns
+    (what was moved, attachment name -> bytes).
+    """
+    moved: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    if max_bytes <= 0:
+        return moved, files
+    for index, cell in enumerate(nb.get("cells", [])):
+        outs = cell.get("outputs") or []
+        for j, out in enumerate(outs):
+            if _is_record_output(out):
+                continue
+            data = json.dumps(out, ensure_ascii=False, sort_keys=True).encode("utf-8")
+            if len(data) <= max_bytes:
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            name = f"output-{digest[:12]}.json"
+            files[f"attachments/{name}"] = data
+            mb = len(data) / 1e6
+            outs[j] = {
+                "output_type": "stream",
+                "name": "stdout",
+                "text": (
+                    f"[opslib] This output ({mb:.1f} MB) is over the bound of "
+                    f"{max_bytes / 1e6:g} MB, so it is not shown here. The whole output is in "
+                    f"this bundle as attachments/{name} (sha256 {digest}), listed in "
+                    "manifest.json.\n"
+                ),
+            }
+            moved.append(
+                {
+                    "cell_index": index,
+                    "attachment": f"attachments/{name}",
+                    "bytes": len(data),
+                    "sha256": digest,
+                }
+            )
+    return moved, files
+
+
+#: record.json's own top-level fields (the runner's and recovery's extras included): a caller's
+#: extra field (``runner.run(extra=...)``) may not take one of these names.
+RECORD_FIELDS = frozenset(
+    {
+        "runbook", "run_id", "notebook", "parameters", "started", "finished",
+        "duration_seconds", "status", "error", "operator", "opslib_version",
+        "notebooks_commit", "notebook_modified_since_commit", "approvals", "changes",
+        "plans", "results", "attachments", "outputs_moved", "exit_code",
+        "parameters_given", "sandbox", "approves_bundle", "approval_grant", "object_lock",
+        "evidence_store_error", "recovered",
+    }
+)  # fmt: skip
+
+
 def write_bundle(
     nb: Any,
     *,
@@ -227,13 +297,22 @@ def write_bundle(
     attachments_dir: str | os.PathLike[str] | None = None,
     redactor: Redactor | None = None,
     extra: dict[str, Any] | None = None,
+    signer: signing.Signer | None | bool = True,
+    max_output_mb: float | None = None,
 ) -> Bundle:
     """Redact and write the bundle for an executed (or partially executed) notebook.
 
     ``nb`` is a notebook dict/NotebookNode; results, approvals and changes are harvested from
     its outputs and also stored in ``metadata.opslib``. ``attachments_dir`` files are copied
-    (redacted) under ``attachments/``. Returns the :class:`Bundle` with its location.
+    (redacted) under ``attachments/``. Outputs over ``max_output_mb`` (default
+    :data:`MAX_OUTPUT_MB`) become attachments (see :func:`bound_outputs`). ``signer``: True
+    signs with ``OPSLIB_SIGNING_KEY`` when it is set, a :class:`~opslib.evidence.signing.Signer`
+    signs with that key, False/None does not sign. Returns the :class:`Bundle` with its location.
     """
+    if signer is True:
+        signer = signing.signer_from_env()
+    elif signer is False:
+        signer = None
     store = evidence_dir if isinstance(evidence_dir, Store) else open_store(evidence_dir)
     red = redactor or Redactor()
     bundle = f"{runbook}/{utc_stamp(started)}_{run_id}"
@@ -248,12 +327,14 @@ def write_bundle(
             "results": harvested["results"],
             "approvals": harvested["approvals"],
             "changes": harvested["changes"],
+            "plans": harvested["plans"],
         }
     )
     if error is None and status != "succeeded":
         error = find_error(nb)
-    files: dict[str, bytes] = {}
-    attachments = []
+    bound = MAX_OUTPUT_MB if max_output_mb is None else float(max_output_mb)
+    moved, files = bound_outputs(nb, int(bound * 1e6))
+    attachments = [name.split("/", 1)[1] for name in files]
     if attachments_dir is not None:
         adir = Path(attachments_dir)
         if adir.is_dir():
@@ -277,8 +358,10 @@ def write_bundle(
         "notebook_modified_since_commit": (git or {}).get("dirty"),
         "approvals": harvested["approvals"],
         "changes": harvested["changes"],
+        "plans": harvested["plans"],
         "results": harvested["results"],
         "attachments": attachments,
+        **({"outputs_moved": moved} if moved else {}),
         **(extra or {}),
     }
     record = red.obj(record)
@@ -291,5 +374,5 @@ def write_bundle(
         json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n"
     ).encode("utf-8")
 
-    manifest = seal(store, bundle, files)
+    manifest = seal(store, bundle, files, signer=signer or None)
     return Bundle(store.url(bundle), RunRecord(record), manifest)

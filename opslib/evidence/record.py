@@ -22,6 +22,7 @@ class RunStatus(StrEnum):
     REFUSED = "refused"
     INTERRUPTED = "interrupted"
     TIMEOUT = "timeout"
+    KILLED = "killed"  # the process died (SIGKILL, a lost machine); recovered from its staging dir
 
 
 #: the process exit code of each status: 0 success, 1 the runbook failed, 2 bad input
@@ -30,6 +31,7 @@ EXIT_CODES: Mapping[RunStatus, int] = {
     RunStatus.FAILED: 1,
     RunStatus.INTERRUPTED: 1,
     RunStatus.TIMEOUT: 1,
+    RunStatus.KILLED: 1,
     RunStatus.REFUSED: 2,
 }
 
@@ -81,3 +83,19 @@ class RunRecord(dict[str, Any]):
     @property
     def changes(self) -> list[Mapping[str, Any]]:
         return list(self.get("changes") or [])
+
+    @property
+    def plans(self) -> list[Mapping[str, Any]]:
+        """Every plan the gate was shown: title, digest, changes and what was decided."""
+        return list(self.get("plans") or [])
+
+    @property
+    def change_ticket(self) -> str:
+        """The change/incident ticket: the parameter, else the first approval's ticket."""
+        ticket = str(self.parameters.get("change_ticket") or "").strip()
+        if ticket:
+            return ticket
+        for a in self.approvals:
+            if a.get("change_ticket"):
+                return str(a["change_ticket"])
+        return ""

@@ -178,3 +178,37 @@ def test_html_has_plots_inline_and_no_cdn(evidence_dir):
     assert "<title>plot</title>" in html
     assert '<script src=""' not in html and '<script src="http' not in html
     assert verify(b.location).ok
+
+
+def test_huge_output_becomes_an_attachment_referenced_by_hash(evidence_dir):
+    cell = new_code_cell("print(table)", execution_count=1)
+    big = "row\n" * 200_000  # 800 kB of output
+    cell.outputs = [
+        new_output("stream", name="stdout", text=big),
+        new_output(
+            "display_data",
+            data={RESULT_MIME: {"name": "rows", "value": 200000}, "text/plain": "rows"},
+        ),
+    ]
+    start = dt.datetime(2026, 11, 23, 10, 0, 0, tzinfo=dt.UTC)
+    b = write_bundle(
+        new_notebook(cells=[cell]),
+        runbook="big",
+        run_id="b1",
+        started=start,
+        finished=start,
+        status="succeeded",
+        evidence_dir=evidence_dir,
+        max_output_mb=0.5,
+    )
+    [moved] = b.record["outputs_moved"]
+    att = Path(b.location) / moved["attachment"]
+    assert json.loads(att.read_text())["text"] == big
+    assert sha256(att.read_bytes()) == moved["sha256"]
+    assert b.manifest["files"][moved["attachment"]] == moved["sha256"]
+    nb = (Path(b.location) / "big.ipynb").read_text()
+    html = (Path(b.location) / "big.html").read_text()
+    assert len(nb) < 50_000 and len(html) < 1_000_000
+    assert moved["attachment"] in nb and moved["attachment"] in html
+    assert b.record["results"] == {"rows": 200000}  # records are never moved out
+    assert verify(b.location).ok

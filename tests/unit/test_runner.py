@@ -14,6 +14,8 @@ import nbformat
 import pytest
 
 import opslib
+import opslib.runner
+from opslib import runner
 from opslib.core.errors import BadInputError, SecretInParameterError
 from opslib.evidence import load_results, verify
 
@@ -35,7 +37,9 @@ def tiny_runs(tmp_path_factory):
     """Two runs of the tiny runbook into one evidence dir (shared: kernels are the slow part)."""
     ev = tmp_path_factory.mktemp("evidence")
     r1 = opslib.run(TINY, {"count": "2", "label": "first"}, evidence_dir=ev)
-    r2 = opslib.run(TINY, {"count": 5}, evidence_dir=ev)
+    r2 = runner.run(
+        TINY, {"count": 5}, evidence_dir=ev, extra={"trigger": {"alert": "HighLatency"}}
+    )
     return ev, r1, r2
 
 
@@ -60,6 +64,15 @@ def test_success_bundle(tiny_runs):
     assert rec["opslib_version"] == opslib.__version__
     assert len(rec["notebooks_commit"]) == 40
     assert verify(r1.bundle).ok
+
+
+def test_extra_fields_reach_the_record_but_never_replace_its_own(tiny_runs, evidence_dir):
+    _, r1, r2 = tiny_runs
+    assert r2.record["trigger"] == {"alert": "HighLatency"}
+    assert "trigger" not in r1.record
+    with pytest.raises(BadInputError, match="status"):
+        runner.run(TINY, {}, evidence_dir=evidence_dir, extra={"status": "succeeded"})
+    assert not list(Path(evidence_dir).glob("*/record.json"))  # refused before anything ran
 
 
 def test_results_in_record_and_metadata(tiny_runs):
@@ -224,3 +237,38 @@ def test_signal_interrupts_and_still_writes_bundle(tmp_path, sig):
     assert "partial output before the long wait" in nb
     assert verify(bundle).ok
     assert os.path.isdir(ev)
+
+
+def test_max_output_mb_moves_outputs_out_of_the_notebook(evidence_dir):
+    r = opslib.runner.run(TINY, {"count": 1}, evidence_dir=evidence_dir, max_output_mb=0.00005)
+    assert r.status == "succeeded"
+    moved = r.record["outputs_moved"]
+    assert moved and all(m["attachment"].startswith("attachments/output-") for m in moved)
+    assert "is over the bound of 5e-05 MB" in (Path(r.bundle) / "tiny.html").read_text()
+    assert verify(r.bundle).ok
+
+
+def test_kernel_never_sees_the_signing_key(evidence_dir, tmp_path, monkeypatch):
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from opslib.evidence import signing
+
+    priv, _pub = signing.generate(tmp_path / "k")
+    monkeypatch.setenv(signing.SIGNING_KEY_ENV, str(priv))
+    params = new_code_cell('label: str = ""  # a label')
+    params.metadata["tags"] = ["parameters"]
+    probe = new_code_cell(
+        "import os\nprint('key in kernel:', os.environ.get('OPSLIB_SIGNING_KEY'))"
+    )
+    nb = new_notebook(cells=[params, probe])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, str(path))
+    r = opslib.run(str(path), evidence_dir=evidence_dir)
+    assert r.status == "succeeded"
+    assert (Path(r.bundle) / "manifest.sig").is_file()
+    assert "key in kernel: None" in (Path(r.bundle) / "probe.ipynb").read_text()

@@ -125,3 +125,84 @@ def test_blast_radius_limit():
 def test_parse_csv():
     assert parse_csv(" a, b,,c ") == ["a", "b", "c"]
     assert parse_csv("") == []
+
+
+# --------------------------------------------------------------------------- plans in the evidence, grants
+
+
+def _grant(digests, approvers=("alice",), operator="ops", required=1):
+    from opslib.core.plans import ApprovalGrant
+
+    return ApprovalGrant(
+        source_bundle="evidence/x/20261123T100000Z_r1",
+        plan_digests=tuple(digests),
+        approvals=tuple(
+            Approval(a, digests[0], f"2026-11-23T10:0{i}:00Z", "INC-42", "opslib approve")
+            for i, a in enumerate(approvers)
+        ),
+        require_approvers=required,
+        operator=operator,
+    )
+
+
+def test_every_gate_records_the_plan_its_digest_and_the_decision():
+    plan = _plan()
+    gate(plan, dry_run=True, approved_by="", execute=Recorder())
+    gate(plan, dry_run=False, approved_by="bob", execute=Recorder())
+    dry, applied = SESSION.plans
+    assert dry["digest"] == plan.digest() and dry["decision"] == "dry run"
+    assert [c["target"] for c in dry["changes"]] == ["pid 0", "pid 1"]
+    assert applied["decision"] == "approved" and applied["approvers"] == ["bob"]
+    assert SESSION.approvals[0]["plan_title"] == "terminate blockers"
+
+
+def test_grant_for_another_digest_refuses_and_applies_nothing(monkeypatch):
+    from opslib.core.errors import PlanChangedError
+    from opslib.core.plans import APPROVAL_ENV
+
+    monkeypatch.setenv(APPROVAL_ENV, _grant(["0" * 64]).to_json())
+    ex = Recorder()
+    with pytest.raises(
+        PlanChangedError, match="the world changed since the plan; review the new plan"
+    ):
+        gate(_plan(), dry_run=False, approved_by="alice", execute=ex)
+    assert ex.calls == [] and SESSION.changes == [] and SESSION.approvals == []
+    assert SESSION.plans[0]["decision"] == "refused: digest changed"
+    assert issubclass(PlanChangedError, BadInputError)  # exit 2
+
+
+def test_grant_for_this_digest_applies_with_every_approval(monkeypatch):
+    from opslib.core.plans import APPROVAL_ENV
+
+    plan = _plan()
+    monkeypatch.setenv(
+        APPROVAL_ENV, _grant([plan.digest()], ("alice", "bob"), required=2).to_json()
+    )
+    ex = Recorder()
+    result = gate(plan, dry_run=False, approved_by="alice, bob", execute=ex)
+    assert result.applied == 2 and ex.calls == ["pid 0", "pid 1"]
+    assert [(a["approver"], a["via"], a["plan_hash"]) for a in SESSION.approvals] == [
+        ("alice", "opslib approve", plan.digest()),
+        ("bob", "opslib approve", plan.digest()),
+    ]
+    assert SESSION.approvals[0]["source_bundle"].endswith("_r1")
+
+
+def test_two_person_rule_in_the_gate(monkeypatch):
+    from opslib.core.errors import TwoPersonRuleError
+    from opslib.core.plans import APPROVAL_ENV, REQUIRE_APPROVERS_ENV
+
+    plan = _plan()
+    monkeypatch.setenv(REQUIRE_APPROVERS_ENV, "2")
+    with pytest.raises(TwoPersonRuleError, match="2 distinct approvers"):
+        gate(plan, dry_run=False, approved_by="alice", execute=Recorder())
+    # the operator of the dry run does not count, nor one person twice
+    monkeypatch.setenv(
+        APPROVAL_ENV, _grant([plan.digest()], ("ops", "alice"), operator="ops").to_json()
+    )
+    with pytest.raises(TwoPersonRuleError, match="ops started the dry run"):
+        gate(plan, dry_run=False, approved_by="ops, alice", execute=Recorder())
+    monkeypatch.setenv(APPROVAL_ENV, _grant([plan.digest()], ("alice", "alice")).to_json())
+    with pytest.raises(TwoPersonRuleError, match="it has 1"):
+        gate(plan, dry_run=False, approved_by="alice", execute=Recorder())
+    assert SESSION.changes == []
