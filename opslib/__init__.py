@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from opslib.core.record_all import record_all
 from opslib.core.recorder import record
 from opslib.core.version import __version__
 
-__all__ = ["__version__", "capture_evidence", "record", "run"]
+__all__ = ["__version__", "capture_evidence", "record", "record_all", "run"]
 
 
 def __getattr__(name: str) -> Any:

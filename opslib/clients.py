@@ -24,6 +24,7 @@ from opslib.core.errors import (
     ThrottledError,
     UnsupportedError,
 )
+from opslib.core.findings import Finding, Severity
 
 if TYPE_CHECKING:  # types only: boto3-stubs are a dev extra, never needed at run time
     from boto3 import Session
@@ -313,6 +314,31 @@ def translate_aws_error(exc: BaseException, what: str) -> OpslibError:
     err.aws_code = code  # type: ignore[attr-defined]
     err.aws_kind = kind  # type: ignore[attr-defined]
     return err
+
+
+#: what an optional read (one the runbook can do without) may answer and still be a finding:
+#: denied (least privilege), unsupported (an endpoint without the API), throttled after retries
+OPTIONAL_READ_KINDS = frozenset(
+    {AwsErrorKind.DENIED, AwsErrorKind.UNSUPPORTED, AwsErrorKind.THROTTLED}
+)
+
+
+def optional_read_finding(exc: BaseException, what: str, *, source: str) -> Finding:
+    """A WARNING finding for an optional read that was denied, unsupported or throttled.
+
+    The text is the one shared translation (:func:`opslib.clients.translate_aws_error`): the
+    code, the message and the next step for its kind.
+    """
+    kind = aws_error_kind(exc)
+    err = translate_aws_error(exc, what)
+    return Finding(
+        Severity.WARNING,
+        f"{what}: {kind.value} ({getattr(err, 'aws_code', '') or type(exc).__name__})",
+        source,
+        str(err)[:500],
+        "The runbook went on without it; see the next finding for what it used instead.",
+        {"aws_kind": kind.value},
+    )
 
 
 def aws_caller_arn(*, session=None) -> str:

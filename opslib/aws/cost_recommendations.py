@@ -11,10 +11,11 @@ in one line.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from opslib.aws.cur import GRAVITON_INSTANCE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,21 +32,59 @@ NAT_PROCESSING_MONTHLY = 50.0
 #: a service whose daily cost varies less than this (coefficient of variation) is "predictable"
 STEADY_CV = 0.10
 
-_GRAVITON = re.compile(r"^[a-z]+\d+[a-z]*g[a-z]*\.", re.IGNORECASE)  # m6g., c7gn., r6gd. ...
+
+#: the discounts the cost optimization procedure states
+GRAVITON_DISCOUNT = 0.20  # "Graviton2: 20% cost savings on compute"
+FARGATE_SPOT_DISCOUNT = 0.70  # "Fargate Spot: up to 70% savings for non-critical workloads"
+#: Environment tag values that are production (Fargate Spot is for non-production only)
+PRODUCTION_ENVIRONMENTS = ("prod", "production", "prd", "live")
+NOT_ESTIMATED = "not estimated"
+
+GRAVITON_ITEM = "Graviton2: ~20% cost savings on compute"
+FARGATE_SPOT_ITEM = "Enable Fargate Spot for non-production (up to 70% savings)"
 
 
 @dataclass(frozen=True)
 class Recommendation:
-    """One checklist item with the evidence from this run and the estimated saving (0 = unknown)."""
+    """One checklist item with the evidence from this run and its estimated monthly saving.
+
+    ``monthly_savings`` is None when this run's data cannot estimate it (said "not estimated",
+    never shown as a saving of 0); ``savings_basis`` says how it was estimated, or what is missing.
+    """
 
     item: str  # the checklist's wording
     evidence: str
     action: str
-    monthly_savings: float = 0.0
+    monthly_savings: float | None = None
     source: str = ""  # which data supported it: spend, cur, idle
+    savings_basis: str = ""
+
+
+@dataclass(frozen=True)
+class SavingsEstimate:
+    """The estimate behind a checklist item: a monthly saving, or None (not estimated) and why."""
+
+    item: str
+    monthly_savings: float | None
+    basis: str
+    period_cost: float | None = None  # the eligible cost over the period (None: unknown)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.item,
+            "monthly_savings": None
+            if self.monthly_savings is None
+            else round(self.monthly_savings, 2),
+            "basis": self.basis,
+        }
+
+
+def savings_text(value: float | None) -> str | float:
+    return NOT_ESTIMATED if value is None else round(value, 2)
 
 
 def recommendations_frame(recs: Iterable[Recommendation]) -> pd.DataFrame:
+    """One row per item; ``est_monthly_savings`` is "not estimated" where the data cannot say."""
     import pandas as pd
 
     return pd.DataFrame(
@@ -54,13 +93,109 @@ def recommendations_frame(recs: Iterable[Recommendation]) -> pd.DataFrame:
                 "item": r.item,
                 "evidence": r.evidence,
                 "action": r.action,
-                "est_monthly_savings": round(r.monthly_savings, 2),
+                "est_monthly_savings": savings_text(r.monthly_savings),
                 "source": r.source,
+                "savings_basis": r.savings_basis,
             }
             for r in recs
         ],
-        columns=["item", "evidence", "action", "est_monthly_savings", "source"],
+        columns=["item", "evidence", "action", "est_monthly_savings", "source", "savings_basis"],
     )
+
+
+def _per_month(spend: CostData | None) -> tuple[float, int]:
+    days = spend.query.days if spend is not None else 30
+    return 30.0 / max(days, 1), days
+
+
+def _compute(cur: CurReport | None) -> pd.DataFrame | None:
+    frame = getattr(cur, "compute", None)
+    return frame if frame is not None else None
+
+
+def graviton_estimate(cur: CurReport | None, spend: CostData | None = None) -> SavingsEstimate:
+    """20% of the x86 EC2 instance and x86 on-demand Fargate cost, per 30-day month.
+
+    From the CUR's compute breakdown (:func:`opslib.aws.cur.compute_costs`); from its instance
+    types alone when that is all the report has; None (not estimated) without a CUR: Cost
+    Explorer's SERVICE totals say nothing about architectures.
+    """
+    per_month, days = _per_month(spend)
+    unit = spend.currency if spend is not None else "USD"
+    compute = _compute(cur)
+    if compute is not None:
+        x86 = compute[(compute["arch"] == "x86_64") & compute["kind"].isin(["ec2", "fargate"])]
+        ec2 = float(x86[x86["kind"] == "ec2"]["cost"].sum())
+        fargate = float(x86[x86["kind"] == "fargate"]["cost"].sum())
+        base = ec2 + fargate
+        types = ", ".join(dict.fromkeys(x86[x86["kind"] == "ec2"]["instance_type"]).keys())
+        basis = (
+            f"CUR: x86 EC2 instances {ec2:,.2f} {unit}"
+            + (f" ({types})" if types else "")
+            + f" + x86 on-demand Fargate {fargate:,.2f} {unit} over {days} day(s), "
+            f"x 30/{days} x {GRAVITON_DISCOUNT:.0%}"
+        )
+        return SavingsEstimate(GRAVITON_ITEM, base * per_month * GRAVITON_DISCOUNT, basis, base)
+    inst = getattr(cur, "instance_types", None)
+    if inst is not None and len(inst):
+        x86i = inst[~inst["instance_type"].astype(str).str.match(GRAVITON_INSTANCE)]
+        base = float(x86i["cost"].sum())
+        basis = (
+            f"CUR: x86 instance usage {base:,.2f} {unit} over {days} day(s) "
+            f"({', '.join(x86i['instance_type'].head(5))}), x 30/{days} x {GRAVITON_DISCOUNT:.0%}"
+        )
+        return SavingsEstimate(GRAVITON_ITEM, base * per_month * GRAVITON_DISCOUNT, basis, base)
+    return SavingsEstimate(
+        GRAVITON_ITEM,
+        None,
+        f"{NOT_ESTIMATED}: instance types and Fargate architectures are in the CUR only; "
+        "run with cur_path",
+    )
+
+
+def fargate_spot_estimate(cur: CurReport | None, spend: CostData | None = None) -> SavingsEstimate:
+    """Up to 70% of the on-demand x86 Fargate cost of non-production, per 30-day month.
+
+    Non-production: an ``Environment`` tag that is not one of :data:`PRODUCTION_ENVIRONMENTS`;
+    production and untagged Fargate are left out (and said), as is ARM Fargate (Spot runs
+    x86 only). An upper bound: the Spot discount varies. None (not estimated) without a CUR.
+    """
+    per_month, days = _per_month(spend)
+    unit = spend.currency if spend is not None else "USD"
+    compute = _compute(cur)
+    if compute is None:
+        return SavingsEstimate(
+            FARGATE_SPOT_ITEM,
+            None,
+            f"{NOT_ESTIMATED}: Fargate usage by environment is in the CUR only; run with cur_path",
+        )
+    fg = compute[compute["kind"] == "fargate"]
+    x86 = fg[fg["arch"] == "x86_64"]
+    env = x86["environment"].fillna("").astype(str)
+    prod_mask = env.str.lower().isin(PRODUCTION_ENVIRONMENTS)
+    untagged = float(x86[env == ""]["cost"].sum())
+    prod = float(x86[prod_mask]["cost"].sum())
+    nonprod_rows = x86[(env != "") & ~prod_mask]
+    nonprod = float(nonprod_rows["cost"].sum())
+    spot = float(compute[compute["kind"] == "fargate-spot"]["cost"].sum())
+    arm = float(fg[fg["arch"] == "arm64"]["cost"].sum())
+    envs = ", ".join(sorted(set(nonprod_rows["environment"]))) or "none"
+    basis = (
+        f"CUR: on-demand x86 Fargate of non-production ({envs}) {nonprod:,.2f} {unit} over "
+        f"{days} day(s), x 30/{days} x up to {FARGATE_SPOT_DISCOUNT:.0%}; not counted: "
+        f"production {prod:,.2f}, untagged {untagged:,.2f}, ARM {arm:,.2f} (Spot is x86 only), "
+        f"already on Spot {spot:,.2f}"
+    )
+    return SavingsEstimate(
+        FARGATE_SPOT_ITEM, nonprod * per_month * FARGATE_SPOT_DISCOUNT, basis, nonprod
+    )
+
+
+def savings_estimates(
+    cur: CurReport | None, spend: CostData | None = None
+) -> list[SavingsEstimate]:
+    """The Graviton and Fargate Spot estimates of this run (recorded whatever the checklist shows)."""
+    return [graviton_estimate(cur, spend), fargate_spot_estimate(cur, spend)]
 
 
 def _service_costs(spend: CostData | None) -> dict[str, float]:
@@ -88,8 +223,7 @@ def recommend(
     recs: list[Recommendation] = []
     costs = _service_costs(spend)
     total = sum(costs.values()) or (spend.total if spend is not None else 0.0)
-    days = spend.query.days if spend is not None else 30
-    per_month = 30.0 / max(days, 1)
+    per_month, _days = _per_month(spend)
     cur_name = spend.currency if spend is not None else "USD"
     kinds: dict[str, list[Any]] = {}
     for r in getattr(idle, "resources", ()):
@@ -106,6 +240,7 @@ def recommend(
                 "Review the idle table; clean up EIPs/volumes with cleanup=..., the rest with their owners.",
                 saving,
                 "idle",
+                "idle scan: the monthly cost of each idle resource at opslib's dated price table",
             )
         )
 
@@ -124,8 +259,9 @@ def recommend(
                 "; ".join(ev),
                 "Find the top talkers (VPC Flow Logs: stats sum(bytes) by srcAddr, dstAddr); add gateway "
                 "endpoints for S3/DynamoDB and interface endpoints for other AWS APIs.",
-                0.0,
+                None,
                 "cur" if nat_cost else "idle",
+                f"{NOT_ESTIMATED}: what VPC endpoints save depends on which traffic goes to AWS APIs",
             )
         )
 
@@ -146,8 +282,11 @@ def recommend(
                 "Archive old CloudWatch logs to S3",
                 "; ".join(ev),
                 "Set retention on every log group; export what compliance must keep to S3 (Glacier tiers).",
-                sum(r.monthly_cost for r in logs),
+                sum(r.monthly_cost for r in logs) if logs else None,
                 "idle" if logs or below_logs else "spend",
+                "idle scan: storage of the log groups without retention"
+                if logs
+                else f"{NOT_ESTIMATED}: depends on how much of the logs compliance must keep",
             )
         )
 
@@ -166,51 +305,63 @@ def recommend(
                 ev,
                 "Find the buckets behind the cost (CUR top resources); add lifecycle rules to archive or "
                 "expire old objects and Intelligent-Tiering for unknown access patterns.",
-                0.0,
+                None,
                 "spend",
+                f"{NOT_ESTIMATED}: depends on the buckets' access patterns and object ages",
             )
         )
 
-    # "Graviton2: 20% cost savings on compute"
-    inst = getattr(cur, "instance_types", None)
-    if inst is not None and len(inst):
-        x86 = inst[~inst["instance_type"].str.match(_GRAVITON)]
-        x86_cost = float(x86["cost"].sum())
-        if x86_cost > 0:
-            recs.append(
-                Recommendation(
-                    "Graviton2: ~20% cost savings on compute",
-                    f"x86 instance usage {x86_cost:,.2f} {cur_name} over the period "
-                    f"({', '.join(x86['instance_type'].head(5))})",
-                    "Move compatible workloads to the Graviton equivalent (m5 -> m7g, c5 -> c7g, t3 -> t4g).",
-                    x86_cost * per_month * 0.20,
-                    "cur",
-                )
-            )
-    else:
-        ec2_name, ec2_cost = _find(costs, "elastic compute cloud")
-        if total and ec2_cost / total * 100 >= MIN_SHARE_PCT:
-            recs.append(
-                Recommendation(
-                    "Graviton2: ~20% cost savings on compute",
-                    f"{ec2_name} {ec2_cost:,.2f} {cur_name} ({ec2_cost / total * 100:.1f}% of spend); "
-                    "instance types unknown without the CUR",
-                    "Run with cur_path to see which instance types are x86; move compatible ones to Graviton.",
-                    0.0,
-                    "spend",
-                )
-            )
-
-    # "Enable Fargate Spot for non-production"
-    ecs_name, ecs_cost = _find(costs, "elastic container service")
-    if total and ecs_cost / total * 100 >= MIN_SHARE_PCT:
+    # "Graviton2: 20% cost savings on compute": x86 EC2 and Fargate from the CUR, x 20%
+    graviton = graviton_estimate(cur, spend)
+    ec2_name, ec2_cost = _find(costs, "elastic compute cloud")
+    if graviton.monthly_savings:
         recs.append(
             Recommendation(
-                "Enable Fargate Spot for non-production (up to 70% savings)",
+                GRAVITON_ITEM,
+                f"x86 compute {graviton.period_cost:,.2f} {cur_name} over the period",
+                "Move compatible workloads to the Graviton equivalent (m5 -> m7g, c5 -> c7g, t3 -> t4g; "
+                "Fargate: runtimePlatform cpuArchitecture ARM64).",
+                graviton.monthly_savings,
+                "cur",
+                graviton.basis,
+            )
+        )
+    elif graviton.monthly_savings is None and total and ec2_cost / total * 100 >= MIN_SHARE_PCT:
+        recs.append(
+            Recommendation(
+                GRAVITON_ITEM,
+                f"{ec2_name} {ec2_cost:,.2f} {cur_name} ({ec2_cost / total * 100:.1f}% of spend); "
+                "instance types unknown without the CUR",
+                "Run with cur_path to see which instance types are x86; move compatible ones to Graviton.",
+                None,
+                "spend",
+                graviton.basis,
+            )
+        )
+
+    # "Enable Fargate Spot for non-production": on-demand x86 Fargate of non-prod, x up to 70%
+    spot = fargate_spot_estimate(cur, spend)
+    ecs_name, ecs_cost = _find(costs, "elastic container service")
+    if spot.monthly_savings:
+        recs.append(
+            Recommendation(
+                FARGATE_SPOT_ITEM,
+                f"on-demand x86 Fargate of non-production {spot.period_cost:,.2f} {cur_name} over the period",
+                "Use a FARGATE_SPOT capacity provider for staging/dev services; keep production on FARGATE.",
+                spot.monthly_savings,
+                "cur",
+                spot.basis,
+            )
+        )
+    elif spot.monthly_savings is None and total and ecs_cost / total * 100 >= MIN_SHARE_PCT:
+        recs.append(
+            Recommendation(
+                FARGATE_SPOT_ITEM,
                 f"{ecs_name} {ecs_cost:,.2f} {cur_name} ({ecs_cost / total * 100:.1f}% of spend)",
                 "Use a FARGATE_SPOT capacity provider for staging/dev services (TAG:Environment shows the split).",
-                0.0,
+                None,
                 "spend",
+                spot.basis,
             )
         )
 
@@ -250,8 +401,10 @@ def recommend(
                         for n, c, cv in steady[:4]
                     ),
                     "Size a Compute Savings Plan / reservations to the steady baseline (Cost Explorer recommendations).",
-                    0.0,
+                    None,
                     "spend",
+                    f"{NOT_ESTIMATED}: Cost Explorer's Savings Plans recommendations price the commitment",
                 )
             )
-    return sorted(recs, key=lambda r: r.monthly_savings, reverse=True)
+    # estimated savings first, largest first; "not estimated" last, in checklist order
+    return sorted(recs, key=lambda r: (r.monthly_savings is None, -(r.monthly_savings or 0.0)))

@@ -17,6 +17,9 @@ streamed into DuckDB as a pyarrow dataset (projection pushed down, never materia
 from __future__ import annotations
 
 import datetime as _dt
+import os
+import re
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -251,17 +254,36 @@ def open_cur(path: str, *, s3: S3Client | None = None, session: Session | None =
     )
 
 
+#: DuckDB's bounds for a CUR analysis. Unbounded, DuckDB takes every core and 80% of the RAM for
+#: its buffer pool, so the same analysis peaks at a different RSS on every machine (more threads:
+#: more row groups decoded at once, more per-thread hash tables). The results are small aggregates
+#: (days x groups, resources), so a few threads and a fixed pool are enough; an aggregate that
+#: outgrows the pool spills to :data:`TEMP_DIR` instead of growing the process.
+DEFAULT_THREADS = 2
+DEFAULT_MEMORY_LIMIT = "256MB"
+TEMP_DIR = Path(tempfile.gettempdir()) / "opslib-duckdb"
+
+
 def connect(
-    src: CurSource, *, threads: int = 0, memory_limit: str = ""
+    src: CurSource, *, threads: int | None = None, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a ``cur`` view over the source (nothing is read yet)."""
+    """A DuckDB connection with a ``cur`` view over the source (nothing is read yet).
+
+    Bounded: ``threads`` (default :data:`DEFAULT_THREADS`, never more than the cores) and
+    ``memory_limit`` (default :data:`DEFAULT_MEMORY_LIMIT`; ``""`` leaves DuckDB's own 80% of
+    RAM), with spills to :data:`TEMP_DIR`, never the working directory.
+    """
     import duckdb
 
+    n = DEFAULT_THREADS if threads is None else int(threads)
+    n = max(1, min(n, os.cpu_count() or 1)) if n > 0 else (os.cpu_count() or 1)
+    limit = DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit.strip()
+    TEMP_DIR.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"preserve_insertion_order": False})
-    if threads:
-        con.execute(f"SET threads = {int(threads)}")
-    if memory_limit:
-        con.execute("SET memory_limit = ?", [memory_limit])
+    con.execute(f"SET threads = {n}")
+    con.execute("SET temp_directory = ?", [str(TEMP_DIR)])
+    if limit:
+        con.execute("SET memory_limit = ?", [limit])
     if src.kind is CurLocation.S3:
         import pyarrow.dataset as ds
 
@@ -425,6 +447,88 @@ def cost_by_tags(
     )
 
 
+#: Graviton instance families (m6g., c7gn., r6gd., t4g., x2gd., a1.): the family letters, the
+#: generation, then a "g" among the attribute letters
+GRAVITON_INSTANCE = re.compile(r"^(a1|[a-z]+\d+[a-z]*g[a-z]*)\.", re.IGNORECASE)
+#: Fargate vCPU and memory usage types (region prefix first: USE1-Fargate-vCPU-Hours:perCPU);
+#: ephemeral storage and Windows are neither Spot- nor Graviton-eligible and count as "other"
+_FARGATE_SPOT = re.compile(r"SpotUsage-Fargate-(vCPU-Hours|GB-Hours)")
+_FARGATE_ARM = re.compile(r"Fargate-ARM-(vCPU-Hours|GB-Hours)")
+_FARGATE_X86 = re.compile(r"(^|-)Fargate-(vCPU-Hours|GB-Hours)")
+
+
+class ComputeKind(StrEnum):
+    """What a compute line item is, for the Graviton and Fargate Spot estimates."""
+
+    EC2 = "ec2"  # an EC2 instance (on-demand, spot, dedicated): product_instance_type is set
+    FARGATE = "fargate"  # on-demand Fargate vCPU or memory
+    FARGATE_SPOT = "fargate-spot"  # already on Fargate Spot
+    FARGATE_OTHER = "fargate-other"  # ephemeral storage, Windows: neither estimate applies
+
+
+class Arch(StrEnum):
+    X86_64 = "x86_64"
+    ARM64 = "arm64"
+
+
+COMPUTE_COLUMNS = ["service", "usage_type", "instance_type", "environment", "cost", "kind", "arch"]
+
+
+def _classify(usage_type: str, instance_type: str) -> tuple[ComputeKind, Arch]:
+    if instance_type:
+        arm = bool(GRAVITON_INSTANCE.match(instance_type))
+        return ComputeKind.EC2, Arch.ARM64 if arm else Arch.X86_64
+    if _FARGATE_SPOT.search(usage_type):
+        return ComputeKind.FARGATE_SPOT, Arch.X86_64  # Fargate Spot runs x86 only
+    if _FARGATE_ARM.search(usage_type):
+        return ComputeKind.FARGATE, Arch.ARM64
+    if _FARGATE_X86.search(usage_type):
+        return ComputeKind.FARGATE, Arch.X86_64
+    return ComputeKind.FARGATE_OTHER, Arch.X86_64
+
+
+def compute_costs(
+    src: CurSource,
+    query: CostQuery,
+    *,
+    environment_tag: str = "Environment",
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pd.DataFrame:
+    """EC2 instance and Fargate cost by service, usage type, instance type and environment tag.
+
+    One column-pruned scan; the answer is small (a row per usage type x instance type x
+    environment value). Each row is classified: ``kind`` (:class:`ComputeKind`) and ``arch``
+    (x86_64 or arm64, from the instance family or the Fargate-ARM usage type), which is what the
+    Graviton and Fargate Spot estimates multiply by their discount.
+    """
+    import pandas as pd
+
+    own = con is None
+    con = con or connect(src)
+    try:
+        col = _metric_column(src, query.metric)
+        where, wparams = _where(query)
+        inst = "product_instance_type" if "product_instance_type" in src.columns else "''"
+        svc = src.service_column
+        rows = con.execute(
+            f"SELECT {svc} AS service, line_item_usage_type AS usage_type, "
+            f"coalesce({inst}, '') AS instance_type, "
+            "coalesce(resource_tags['user_' || ?], resource_tags[?], '') AS environment, "
+            f"sum({col}) AS cost FROM cur WHERE {where} AND (line_item_usage_type LIKE '%Fargate%' "
+            f"OR ({svc} = 'AmazonEC2' AND coalesce({inst}, '') <> '')) GROUP BY ALL",
+            [environment_tag, environment_tag] + wparams,
+        ).fetchall()
+    finally:
+        if own:
+            con.close()
+    out = []
+    for service, usage, itype, env, cost in rows:
+        kind, arch = _classify(usage or "", itype or "")
+        out.append((_service_name(service), usage, itype, env, float(cost or 0.0), kind, arch))
+    frame = pd.DataFrame(out, columns=COMPUTE_COLUMNS)
+    return frame.sort_values("cost", ascending=False, kind="stable").reset_index(drop=True)
+
+
 @dataclass(frozen=True)
 class CurReport:
     """Everything the CUR step shows: the breakdown, top resources, tags, NAT spend, the source."""
@@ -435,6 +539,9 @@ class CurReport:
     tags: pd.DataFrame
     nat_cost: float  # NAT gateway hours + bytes (usage types containing NatGateway)
     instance_types: pd.DataFrame  # instance type, cost (for the Graviton recommendation)
+    #: EC2 instance and Fargate cost by usage type, architecture and environment
+    #: (:func:`compute_costs`): what the Graviton and Fargate Spot estimates are made of
+    compute: pd.DataFrame | None = None
 
 
 def analyse(src: CurSource, query: CostQuery, *, top_n: int = 20) -> CurReport:
@@ -460,9 +567,10 @@ def analyse(src: CurSource, query: CostQuery, *, top_n: int = 20) -> CurReport:
             import pandas as pd
 
             inst = pd.DataFrame(columns=["instance_type", "cost"])
+        compute = compute_costs(src, query, con=con)
     finally:
         con.close()
-    return CurReport(src.summary(), costs, top, tags, float(nat), inst)
+    return CurReport(src.summary(), costs, top, tags, float(nat), inst, compute)
 
 
 @register_source(CostSourceKind.CUR)

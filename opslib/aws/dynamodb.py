@@ -71,6 +71,8 @@ class TableSource:
     deletion_protection: bool
     indexes: tuple[str, ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: days of point-in-time recovery kept (AWS: 1 to 35, default 35); None when PITR is off
+    recovery_period_days: int | None = None
 
     def settings_frame(self) -> pd.DataFrame:
         import pandas as pd
@@ -191,6 +193,11 @@ def describe_table(name: str, *, dynamodb: DynamoDBClient) -> TableSource:
             + (t.get("LocalSecondaryIndexes") or [])
         ),
         raw=t,
+        recovery_period_days=(
+            int(pitr.get("RecoveryPeriodInDays") or 35)
+            if pitr.get("PointInTimeRecoveryStatus") == "ENABLED"
+            else None
+        ),
     )
 
 

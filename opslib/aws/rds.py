@@ -411,7 +411,8 @@ def _time_params(restore_time: _dt.datetime | None, *, key: str) -> dict[str, An
     return {key: restore_time.astimezone(_dt.UTC).isoformat().replace("+00:00", "Z")}
 
 
-def _carry(settings: tuple[CarriedSetting, ...], level: DbResource) -> dict[str, Any]:
+def carry_params(settings: tuple[CarriedSetting, ...], level: DbResource) -> dict[str, Any]:
+    """The API parameters that carry ``level``'s settings (the snapshot restores use them too)."""
     out: dict[str, Any] = {}
     for s in settings:
         if s.level != level or not s.api_param:
@@ -435,9 +436,9 @@ def plan_cluster_restore(
         "DBClusterIdentifier": target,
         "RestoreType": "full-copy",
         **_time_params(restore_time, key="RestoreToTime"),
-        **_carry(src.settings, DbResource.CLUSTER),
+        **carry_params(src.settings, DbResource.CLUSTER),
     }
-    inst = _carry(src.settings, DbResource.INSTANCE)
+    inst = carry_params(src.settings, DbResource.INSTANCE)
     inst["DBInstanceClass"] = (
         instance_class or src.instance_class or inst.get("DBInstanceClass", "")
     )
@@ -454,7 +455,7 @@ def plan_cluster_restore(
             Change(
                 ACTION_RESTORE_CLUSTER,
                 target,
-                f"new cluster from {src.identifier} at {when}, with {len(_carry(src.settings, DbResource.CLUSTER))} "
+                f"new cluster from {src.identifier} at {when}, with {len(carry_params(src.settings, DbResource.CLUSTER))} "
                 "source settings carried; wait until available",
                 cparams,
             ),
@@ -482,7 +483,7 @@ def plan_instance_restore(
         "SourceDBInstanceIdentifier": src.identifier,
         "TargetDBInstanceIdentifier": target,
         **_time_params(restore_time, key="RestoreTime"),
-        **_carry(src.settings, DbResource.INSTANCE),
+        **carry_params(src.settings, DbResource.INSTANCE),
         "DBInstanceClass": instance_class or src.instance_class,
     }
     when = params.get("RestoreTime", "the latest restorable time")
@@ -493,7 +494,7 @@ def plan_instance_restore(
                 ACTION_RESTORE_INSTANCE,
                 target,
                 f"new instance {params['DBInstanceClass']} from {src.identifier} at {when}, with "
-                f"{len(_carry(src.settings, DbResource.INSTANCE))} source settings carried; wait until available",
+                f"{len(carry_params(src.settings, DbResource.INSTANCE))} source settings carried; wait until available",
                 params,
             ),
         ),

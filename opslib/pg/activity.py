@@ -256,6 +256,12 @@ ORDER BY a.pid
 
 def _set_local_limits(cur, statement_timeout_ms: int) -> None:
     """READ ONLY, with bounded statement and lock waits, for this transaction only."""
+    read_only_limits(cur, statement_timeout_ms)
+
+
+def read_only_limits(cur, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> None:
+    """READ ONLY, with bounded statement and lock waits, for the current transaction only
+    (every read-only PostgreSQL report uses it, so none waits behind the pile-up it reads)."""
     from psycopg import sql
 
     cur.execute("SET TRANSACTION READ ONLY")
@@ -547,6 +553,12 @@ def findings(activity: Activity) -> list[Finding]:
 
 def _terminable(s: PgSession | None) -> str:
     """Why a session must not be terminated, or '' when it may be."""
+    return why_not_terminable(s)
+
+
+def why_not_terminable(s: PgSession | None) -> str:
+    """Why a session must never be terminated (own, other opslib run, background or replication
+    process), or '' when it may be; shared by every plan that terminates sessions."""
     if s is None:
         return "not in pg_stat_activity (a prepared transaction or already gone)"
     if s.is_own:

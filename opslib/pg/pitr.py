@@ -47,7 +47,7 @@ from opslib.core.errors import (
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan
 from opslib.core.progress import ProgressFactory, default_progress, no_progress
 from opslib.core.waits import poll_until
-from opslib.pg import binaries
+from opslib.pg import basebackup, binaries
 
 if TYPE_CHECKING:
     import psycopg
@@ -179,7 +179,7 @@ def _dir_size(path: Path) -> int:
 
 
 def inspect_base_backup(path: str, *, wal_archive: str = "") -> BaseBackupInfo:
-    """Read a base backup directory (pg_basebackup -Fp) without changing it.
+    """Read a base backup directory (plain, or tar from the backup runbook) without changing it.
 
     Raises NotFoundError when the directory is missing or is not a base backup.
     """
@@ -191,12 +191,16 @@ def inspect_base_backup(path: str, *, wal_archive: str = "") -> BaseBackupInfo:
         )
     label = p / "backup_label"
     version = p / "PG_VERSION"
-    if not version.exists() or not label.exists():
+    if basebackup.is_tar_backup(p):  # made by the backup runbook: pg_basebackup -Ft -X stream
+        label_text, pg_major = basebackup.read_label(str(p))
+    elif not version.exists() or not label.exists():
         raise NotFoundError(
-            f"{path!r} is not a plain-format base backup (no PG_VERSION/backup_label). Take one "
-            "with `pg_basebackup -D DIR -Fp -X stream -c fast` and point pg_base_backup at DIR."
+            f"{path!r} is not a plain-format base backup (no PG_VERSION/backup_label) nor a tar one "
+            "(no base.tar). Take one with the backup runbook or `pg_basebackup -D DIR -Fp -X stream`."
         )
-    fields = _label_fields(label.read_text(errors="replace"))
+    else:
+        label_text, pg_major = label.read_text(errors="replace"), version.read_text().strip()
+    fields = _label_fields(label_text)
     start_wal = fields.get("START WAL LOCATION", "")
     start_time = _parse_label_time(fields.get("START TIME", ""))
     stop_time = None
@@ -218,7 +222,7 @@ def inspect_base_backup(path: str, *, wal_archive: str = "") -> BaseBackupInfo:
     return BaseBackupInfo(
         path=str(p),
         owner=owner,
-        pg_major=version.read_text().strip(),
+        pg_major=pg_major,
         start_time=start_time,
         stop_time=stop_time,
         start_wal=start_wal,
@@ -424,14 +428,17 @@ def copy_base_backup(s: PgRestoreSpec) -> None:
         raise PreflightError(
             f"pg_target_dir {s.target_dir!r} appeared after the preflight; not overwriting it."
         )
-    res = subprocess.run(
-        ["cp", "-a", "--", s.base_backup, s.target_dir],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    if res.returncode != 0:
-        raise OpslibError(f"Copying the base backup failed: {res.stderr.strip()}")
+    if basebackup.is_tar_backup(s.base_backup):
+        basebackup.extract(s.base_backup, s.target_dir)
+    else:
+        res = subprocess.run(
+            ["cp", "-a", "--", s.base_backup, s.target_dir],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        if res.returncode != 0:
+            raise OpslibError(f"Copying the base backup failed: {res.stderr.strip()}")
     if os.geteuid() == 0:
         pw = pwd.getpwnam(s.os_user)
         if os.stat(s.target_dir).st_uid != pw.pw_uid:

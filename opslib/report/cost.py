@@ -11,14 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from opslib.aws.cost_recommendations import recommendations_frame
 from opslib.report import _display, show_skipped, show_table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from matplotlib.figure import Figure
 
     from opslib.aws.cost import Anomaly, BudgetStatus
     from opslib.aws.cost_model import CostData
+    from opslib.aws.cost_recommendations import Recommendation
     from opslib.aws.cur import CurReport
+    from opslib.aws.idle import IdleReport
+    from opslib.core.plans import ApplyResult
+    from opslib.runbooks.cost_review import SpendReview
 
 
 def spend_figure(
@@ -117,6 +124,30 @@ def show_figure(fig: Figure) -> None:
     plt.close(fig)
 
 
+def show_spend(spend: SpendReview) -> None:
+    """The spend step: the stacked daily chart with anomalies, the totals line, spend by group."""
+    show_figure(spend_figure(spend.current, spend.anomalies))
+    print(spend.summary())
+    show_table(spend.by_group(), title=f"Spend by {spend.query.group_by}", max_rows=15)
+
+
+def show_movers(spend: SpendReview) -> None:
+    """Week over week, period over period, and the anomaly days."""
+    show_table(spend.week_over_week(), title="Week over week")
+    show_table(
+        spend.period_over_period(),
+        title=f"Period over period (previous: {spend.query.previous().period})",
+    )
+    show_table(
+        spend.anomalies_frame(),
+        title=f"Anomalies (> {spend.threshold_pct:g}% above the trailing median)",
+    )
+
+
+def show_budget(status: BudgetStatus) -> None:
+    show_figure(budget_figure(status))
+
+
 def show_cur(cur_report: CurReport | None) -> None:
     """The CUR step's tables, or the visible 'skipped: no cur_path given' line."""
     if cur_report is None:
@@ -125,6 +156,33 @@ def show_cur(cur_report: CurReport | None) -> None:
     show_table(cur_report.top_resources, title="Top resources by cost")
     show_table(cur_report.tags, title="Cost by allocation tag (Environment, Service, Team)")
     show_table(cur_report.instance_types, title="EC2 instance types by cost", max_rows=15)
+    if cur_report.compute is not None:
+        mix = (
+            cur_report.compute.groupby(["kind", "arch"], as_index=False)["cost"]
+            .sum()
+            .sort_values("cost", ascending=False, kind="stable")
+        )
+        show_table(mix, title="Compute by kind and architecture (Graviton, Fargate Spot)")
     print(
         f"NAT gateway usage over the period: {cur_report.nat_cost:,.2f}; source: {cur_report.source}"
     )
+
+
+def show_idle(report: IdleReport) -> None:
+    """Idle resources with their monthly cost (and the price table's date), and the kinds."""
+    p = report.prices
+    show_table(
+        report.to_frame(),
+        title=f"Idle resources: ~{report.monthly_savings:,.2f} {p.currency}/month "
+        f"(prices as of {p.as_of}, {p.region})",
+    )
+    show_table(report.by_kind(), title="By kind")
+
+
+def show_recommendations(recs: Sequence[Recommendation]) -> None:
+    """The checklist items with their evidence; a saving the data cannot estimate says so."""
+    show_table(recommendations_frame(recs), title="Recommendations")
+
+
+def show_applied(result: ApplyResult | None) -> None:
+    show_table(result.to_frame() if result else None, title="Applied changes")

@@ -1,8 +1,9 @@
 """Figures and tables of the high-latency triage. Imports no client: it shows what it is given.
 
-One chart answers "how bad, since when": p99 against the threshold with the breach periods
-shaded, and the 5xx rate beneath on the same time axis (a latency breach with a 5xx bump points
-at the targets, one without at a slow dependency).
+One chart answers "how bad, since when": p99 against the threshold with the sustained breaches
+(the alarm) shaded and isolated spikes marked apart, and the 5xx rate (target and load balancer)
+beneath on the same time axis (a latency breach with a 5xx bump points at the targets, one
+without at a slow dependency).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def latency_figure(picture: Any):
     ax1.plot(frame.index, p99, color="tab:red", lw=1.8, label=f"TargetResponseTime {label}")
     if frame["p50_ms"].notna().any() and picture.p99_stat == "p99":
         ax1.plot(frame.index, frame["p50_ms"], color="tab:blue", lw=1, alpha=0.7, label="p50")
+        if "p95_ms" in frame and frame["p95_ms"].notna().any():
+            ax1.plot(frame.index, frame["p95_ms"], color="tab:purple", lw=1, alpha=0.7, label="p95")
     ax1.axhline(
         picture.threshold_ms,
         color="black",
@@ -37,7 +40,13 @@ def latency_figure(picture: Any):
         lw=1,
         label=f"threshold {picture.threshold_ms:.0f} ms",
     )
-    hot = (p99 > picture.threshold_ms).fillna(False)
+    import pandas as pd
+
+    hot = pd.Series(False, index=frame.index)
+    for start, end in picture.breaches:  # the sustained breaches only: spikes are not the alarm
+        hot |= (frame.index >= pd.Timestamp(start)) & (frame.index <= pd.Timestamp(end))
+    for start, _end in getattr(picture, "spikes", ()):
+        ax1.axvline(pd.Timestamp(start), color="tab:orange", lw=1, ls=":", alpha=0.9)
     ax1.fill_between(
         frame.index,
         0,
@@ -47,7 +56,7 @@ def latency_figure(picture: Any):
         color="tab:red",
         alpha=0.12,
         step="mid",
-        label="breach",
+        label=f"breach (>= {getattr(picture, 'alarm_minutes', 5)} min)",
     )
     ax2.fill_between(
         frame.index,
@@ -64,11 +73,16 @@ def latency_figure(picture: Any):
     ax1.legend(loc="upper left", fontsize=8)
     peak = f"{picture.p99_ms:.0f} ms" if picture.p99_ms is not None else "n/a"
     ax1.set_title(
-        f"{picture.load_balancer}: p99 peak {peak}, {picture.breach_minutes} min above threshold"
+        f"{picture.load_balancer}: p99 peak {peak}, {picture.breach_minutes} min in sustained "
+        f"breaches, {getattr(picture, 'spike_minutes', 0)} min of spikes"
     )
     rate = frame["error_rate_pct"]
     ax2.bar(
-        frame.index, rate.fillna(0), width=(1 / 24 / 60) * 0.8, color="tab:orange", label="5xx rate"
+        frame.index,
+        rate.fillna(0),
+        width=(1 / 24 / 60) * 0.8,
+        color="tab:orange",
+        label="5xx rate (target + ELB)",
     )
     ax2.set_ylabel("5xx %")
     ax2.set_ylim(bottom=0)
@@ -109,6 +123,10 @@ def show_services(check: Any) -> None:
     _skips(check.findings)
     if check.ecs is not None:
         show_table(check.ecs.to_frame(), title="ECS service")
+    util = getattr(check, "utilisation", None)
+    if util is not None and len(util):
+        show_table(util.tail(5), title="ECS service CPU and memory (last 5 periods)")
+    if check.ecs is not None:
         show_table(check.ecs.stopped_frame(), title="ECS recently stopped tasks", max_rows=10)
     if check.pods:
         show_table(pods_frame(check.pods), title="Kubernetes pods")
@@ -158,6 +176,8 @@ def show_verdict(v: Any) -> None:
     """All findings ranked, then the verdict in bold."""
     show_findings(v.findings, title="All findings, most urgent first")
     show_heading(f"Verdict: {v.line}")
+    if getattr(v, "rerun", None):
+        print("Load spike: to plan the +2 scale-out, run again with", v.rerun)
 
 
 __all__ = [

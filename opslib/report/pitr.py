@@ -7,7 +7,14 @@ import io
 from typing import TYPE_CHECKING
 
 from opslib.report import _display, show_heading, show_table
-from opslib.runbooks.pitr_restore import Preflight, RestoreOutcome, Validation
+from opslib.runbooks.pitr_restore import (
+    Preflight,
+    RestoreOutcome,
+    RpoCheck,
+    RtoCheck,
+    StepOutcome,
+    Validation,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -193,3 +200,22 @@ def show_next_steps(steps: list[str]) -> None:
     except ImportError:
         for i, s in enumerate(steps):
             print(f"{i + 1}. {s}")
+
+
+def show_rto(rto: RtoCheck) -> None:
+    """The measured time to restore against the recovery time objective (the drill's verdict)."""
+    show_heading(rto.verdict)
+
+
+def show_objectives(rto: RtoCheck, rpo: RpoCheck | None) -> None:
+    """The drill's verdict: RTO met or missed, and the RPO seen at preflight."""
+    show_rto(rto)
+    if rpo is not None:
+        show_heading(rpo.verdict)
+
+
+def show_step(title: str, step: StepOutcome) -> None:
+    """A gated step after the restore (cutover, DNS, drill cleanup): its status and what it did."""
+    show_table(step.to_frame(), title=f"{title}: {step.status.value}")
+    if step.detail and step.apply_result is None:
+        print(step.detail)

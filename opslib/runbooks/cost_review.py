@@ -5,17 +5,21 @@ Explorer reports, allocation tags Environment/Service/Team, budget alerts at 80%
 cost reduction checklist) and the weekly cost review (unexpected spending, unused resources,
 NAT gateway data transfer). Its steps, in order:
 
-- :func:`inputs`: every parameter validated (BadInputError, exit 2) before anything is read;
-- :func:`connect`: the AWS session and the cost source (Cost Explorer, or the CUR when
-  ``cur_path`` is given: a registry of sources, :func:`opslib.aws.cost_model.open_source`);
-- :func:`spend`, :func:`anomalies`, :func:`budget`, :func:`spend_findings`: this period and the
-  previous one, days above their trailing median, month-to-date and forecast against the budget;
-- :func:`cur_analysis`: top resources, allocation tags, NAT usage (only with a CUR);
-- :func:`idle_scan`, :func:`recommendations`: waste with its monthly cost, and the checklist
-  items this run's data supports;
+- :func:`prepare`: :func:`inputs` (every parameter validated, BadInputError, exit 2, before
+  anything is read) then :func:`connect` (the AWS session and the cost source: Cost Explorer, or
+  the CUR when ``cur_path`` is given, through the registry of sources,
+  :func:`opslib.aws.cost_model.open_source`), as one :class:`CostReview` every step takes;
+- :func:`spend`, :func:`budget`, :func:`spend_findings`: this period and the previous one, days
+  above their trailing median, month-to-date and forecast against the budget;
+- :func:`cur_analysis`: top resources, allocation tags, NAT usage, the compute mix (only with a
+  CUR);
+- :func:`idle_scan`, :func:`recommendations`, :func:`savings_estimates`: waste with its monthly
+  cost, the checklist items this run's data supports, the Graviton and Fargate Spot estimates
+  (from the CUR; "not estimated", None, with Cost Explorer only);
 - :func:`cleanup_selection`, :func:`plan_cleanup`, :func:`executor`, :func:`cleaned_ids`: the
   gated cleanup of unassociated Elastic IPs and unattached volumes (read-only unless
-  ``dry_run=False`` and approved).
+  ``dry_run=False`` and approved);
+- :func:`summary`: the record (``opslib.record_all``), one typed result.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opslib import clients
-from opslib.aws import cost, idle
+from opslib.aws import cost, cost_recommendations, idle
 from opslib.aws.cost import Anomaly, BudgetStatus
 from opslib.aws.cost_model import (
+    CostData,
     CostQuery,
     CostSource,
     CostSourceKind,
@@ -38,7 +43,12 @@ from opslib.aws.cost_model import (
     parse_query,
     source_kind,
 )
-from opslib.aws.cost_recommendations import Recommendation, recommend, recommendations_frame
+from opslib.aws.cost_recommendations import (
+    Recommendation,
+    SavingsEstimate,
+    recommend,
+    recommendations_frame,
+)
 from opslib.aws.cur import CurReport, CurSource, analyse
 from opslib.aws.idle import CleanupSelection, IdleKind, IdleReport
 from opslib.core import executors, recorder
@@ -53,10 +63,11 @@ RUNBOOK = "cost-review"
 
 __all__ = [
     "RUNBOOK",
+    "CostReview",
     "CostReviewClients",
     "CostReviewInputs",
-    "anomalies",
-    "anomalies_frame",
+    "CostReviewRecord",
+    "SpendReview",
     "budget",
     "cleaned_ids",
     "cleanup_selection",
@@ -66,16 +77,15 @@ __all__ = [
     "executor",
     "idle_scan",
     "inputs",
-    "period_over_period",
     "plan_cleanup",
+    "prepare",
     "recommendations",
     "recommendations_frame",
     "record_cleaned",
+    "savings_estimates",
     "spend",
     "spend_findings",
-    "spend_summary",
-    "top_services",
-    "week_over_week",
+    "summary",
 ]
 
 
@@ -159,114 +169,198 @@ def connect(inp: CostReviewInputs) -> CostReviewClients:
     return CostReviewClients(session=session, source=source, regions=regions)
 
 
-def describe(inp: CostReviewInputs, conns: CostReviewClients) -> str:
-    """One line saying what this run reads: the period, the grouping, the source, the regions."""
-    q = inp.query
-    return (
-        f"Period {q.period} ({q.days} days, end exclusive), {q.granularity}, by {q.group_by}, "
-        f"{q.metric}; source: {conns.source.label}; regions: {', '.join(conns.regions)}"
+@dataclass(frozen=True)
+class CostReview:
+    """A prepared run: the validated inputs and the clients, the cost source already opened.
+
+    What every later step takes, so the notebook never decides which source to read (the
+    registry did, in :func:`connect`) and never reshapes a result itself.
+    """
+
+    inputs: CostReviewInputs
+    clients: CostReviewClients
+
+    @property
+    def query(self) -> CostQuery:
+        return self.inputs.query
+
+    @property
+    def has_cur(self) -> bool:
+        return isinstance(self.clients.source, CurSource)
+
+    def describe(self) -> str:
+        """One line saying what this run reads: the period, the grouping, the source, the regions."""
+        q, c = self.inputs.query, self.clients
+        return (
+            f"Period {q.period} ({q.days} days, end exclusive), {q.granularity}, by {q.group_by}, "
+            f"{q.metric}; source: {c.source.label}; regions: {', '.join(c.regions)}"
+        )
+
+
+def describe(run: CostReview) -> str:
+    """One line saying what this run reads (:meth:`CostReview.describe`)."""
+    return run.describe()
+
+
+def prepare(
+    *,
+    start: str = "",
+    end: str = "",
+    granularity: str = "DAILY",
+    group_by: str = "SERVICE",
+    metric: str = "UnblendedCost",
+    cur_path: str = "",
+    budget_monthly: float = 0,
+    anomaly_threshold_pct: float = 30,
+    regions: str = "",
+    min_monthly_savings: float = 5,
+    cleanup: str = "",
+    max_cleanup: int = 20,
+    today: _dt.date | None = None,
+) -> CostReview:
+    """The notebook's first call: :func:`inputs` (refused with BadInputError before anything is
+    read), then :func:`connect` (the session, and the cost source the registry opens for
+    ``cur_path``: the CUR when given, else Cost Explorer)."""
+    inp = inputs(
+        start=start,
+        end=end,
+        granularity=granularity,
+        group_by=group_by,
+        metric=metric,
+        cur_path=cur_path,
+        budget_monthly=budget_monthly,
+        anomaly_threshold_pct=anomaly_threshold_pct,
+        regions=regions,
+        min_monthly_savings=min_monthly_savings,
+        cleanup=cleanup,
+        max_cleanup=max_cleanup,
+        today=today,
     )
+    return CostReview(inp, connect(inp))
 
 
 # --- 1. spend, anomalies, budget ----------------------------------------------------------------
 
 
-def spend(inp: CostReviewInputs, conns: CostReviewClients) -> Spend:
-    """This period and the previous period of the same length, from the run's cost source."""
-    return load_spend(inp.query, conns.source)
+@dataclass(frozen=True)
+class SpendReview:
+    """The spend step: this period and the previous one, and the anomaly days."""
+
+    query: CostQuery
+    data: Spend
+    anomalies: tuple[Anomaly, ...]
+    threshold_pct: float
+
+    @property
+    def current(self) -> CostData:
+        return self.data.current
+
+    @property
+    def previous(self) -> CostData:
+        return self.data.previous
+
+    def summary(self) -> str:
+        cur = self.current
+        return (
+            f"Total {cur.total:,.2f} {cur.currency} over {self.query.period} ({cur.source}, "
+            f"{cur.pages} page(s)); previous period {self.previous.total:,.2f}"
+        )
+
+    def by_group(self) -> pd.DataFrame:
+        return self.current.by_group()
+
+    def week_over_week(self) -> pd.DataFrame:
+        """Groups ranked by the change between the last 7 days and the 7 days before."""
+        return cost.week_over_week(self.current)
+
+    def period_over_period(self) -> pd.DataFrame:
+        """Groups ranked by the change between the previous period and this one."""
+        return cost.period_over_period(self.current, self.previous)
+
+    def anomalies_frame(self) -> pd.DataFrame:
+        return cost.anomalies_frame(self.anomalies)
+
+    def top_services(self, n: int = 10) -> list[dict[str, object]]:
+        """The top ``n`` groups of this period as ``[{name, cost}]`` (recorded as top_services)."""
+        return cost.top_services(self.current, n)
 
 
-def spend_summary(inp: CostReviewInputs, data: Spend) -> str:
-    cur = data.current
-    return (
-        f"Total {cur.total:,.2f} {cur.currency} over {inp.query.period} ({cur.source}, "
-        f"{cur.pages} page(s)); previous period {data.previous.total:,.2f}"
-    )
+def spend(run: CostReview) -> SpendReview:
+    """This period and the previous period of the same length, from the run's cost source, and
+    the days above their trailing 14-day median by more than ``anomaly_threshold_pct``."""
+    data = load_spend(run.query, run.clients.source)
+    found = cost.find_anomalies(data.current, threshold_pct=run.inputs.anomaly_threshold_pct)
+    return SpendReview(run.query, data, tuple(found), run.inputs.anomaly_threshold_pct)
 
 
-def anomalies(inp: CostReviewInputs, data: Spend) -> list[Anomaly]:
-    """Days above their trailing 14-day median by more than ``anomaly_threshold_pct``."""
-    return cost.find_anomalies(data.current, threshold_pct=inp.anomaly_threshold_pct)
-
-
-def budget(inp: CostReviewInputs, data: Spend) -> BudgetStatus:
+def budget(run: CostReview, sp: SpendReview) -> BudgetStatus:
     """Month-to-date and the run-rate forecast against ``budget_monthly`` (80% and 100%)."""
-    return cost.budget_status(data.current, inp.budget_monthly)
+    return cost.budget_status(sp.current, run.inputs.budget_monthly)
 
 
-def spend_findings(data: Spend, found: Sequence[Anomaly], status: BudgetStatus) -> list[Finding]:
+def spend_findings(sp: SpendReview, status: BudgetStatus) -> list[Finding]:
     """Findings of the spend step: anomalies per group, the budget, empty or estimated data."""
-    return cost.spend_findings(data.current, found, status)
-
-
-def week_over_week(data: Spend) -> pd.DataFrame:
-    """Groups ranked by the change between the last 7 days and the 7 days before."""
-    return cost.week_over_week(data.current)
-
-
-def period_over_period(data: Spend) -> pd.DataFrame:
-    """Groups ranked by the change between the previous period and this one."""
-    return cost.period_over_period(data.current, data.previous)
-
-
-def anomalies_frame(found: Sequence[Anomaly]) -> pd.DataFrame:
-    return cost.anomalies_frame(found)
-
-
-def top_services(data: Spend, n: int = 10) -> list[dict[str, object]]:
-    """The top ``n`` groups of this period as ``[{name, cost}]`` (recorded as top_services)."""
-    return cost.top_services(data.current, n)
+    return cost.spend_findings(sp.current, sp.anomalies, status)
 
 
 # --- 2. the CUR at scale ------------------------------------------------------------------------
 
 
-def cur_analysis(inp: CostReviewInputs, conns: CostReviewClients) -> CurReport | None:
-    """Top resources, allocation tags, NAT usage and instance types; None without a CUR."""
-    if not isinstance(conns.source, CurSource):
+def cur_analysis(run: CostReview) -> CurReport | None:
+    """Top resources, allocation tags, NAT usage, instance types and the compute mix (x86/ARM,
+    Fargate on-demand/Spot by environment); None without a CUR."""
+    if not isinstance(run.clients.source, CurSource):
         return None
-    return analyse(conns.source, inp.query)
+    return analyse(run.clients.source, run.query)
 
 
 # --- 3. idle and waste, 4. recommendations -------------------------------------------------------
 
 
-def idle_scan(inp: CostReviewInputs, conns: CostReviewClients) -> IdleReport:
+def idle_scan(run: CostReview) -> IdleReport:
     """Every idle check in every region of the run; a failing region or check is a finding."""
     return idle.scan_idle(
-        conns.regions, session=conns.session, min_monthly_savings=inp.min_monthly_savings
+        run.clients.regions,
+        session=run.clients.session,
+        min_monthly_savings=run.inputs.min_monthly_savings,
     )
 
 
 def recommendations(
-    data: Spend,
-    cur: CurReport | None,
-    idle_report: IdleReport,
-    found: Sequence[Anomaly],
+    sp: SpendReview, cur: CurReport | None, idle_report: IdleReport
 ) -> list[Recommendation]:
-    """The checklist items this run's data supports, each with its evidence, by savings."""
-    return recommend(spend=data.current, cur=cur, idle=idle_report, anomalies=found)
+    """The checklist items this run's data supports, each with its evidence, by savings
+    (estimated ones first; "not estimated" is None, never 0)."""
+    return recommend(spend=sp.current, cur=cur, idle=idle_report, anomalies=sp.anomalies)
+
+
+def savings_estimates(sp: SpendReview, cur: CurReport | None) -> list[SavingsEstimate]:
+    """Graviton (20% of x86 EC2 + Fargate) and Fargate Spot (up to 70% of non-production
+    on-demand Fargate), from the CUR; "not estimated" (None) with Cost Explorer only."""
+    return cost_recommendations.savings_estimates(cur, sp.current)
 
 
 # --- 5. cleanup -----------------------------------------------------------------------------------
 
 
-def cleanup_selection(inp: CostReviewInputs, report: IdleReport) -> CleanupSelection:
+def cleanup_selection(run: CostReview, report: IdleReport) -> CleanupSelection:
     """What the "resources to clean up" choice offers, preselected with the ``cleanup`` kinds."""
-    return idle.cleanup_selection(report, inp.cleanup)
+    return idle.cleanup_selection(report, run.inputs.cleanup)
 
 
 def plan_cleanup(
-    inp: CostReviewInputs, report: IdleReport, *, only_ids: Sequence[str] | None = None
+    run: CostReview, report: IdleReport, *, only_ids: Sequence[str] | None = None
 ) -> Plan:
     """The read-only cleanup plan for the chosen resources, within ``max_cleanup``."""
-    return idle.plan_cleanup(report, inp.cleanup, max_changes=inp.max_cleanup, only_ids=only_ids)
+    return idle.plan_cleanup(
+        report, run.inputs.cleanup, max_changes=run.inputs.max_cleanup, only_ids=only_ids
+    )
 
 
-def executor(conns: CostReviewClients) -> executors.Executor:
+def executor(run: CostReview) -> executors.Executor:
     """The ``execute`` for :func:`opslib.safety.gate`: the registered cleanup handlers, bound
     to this run's session, and no other action."""
-    return idle.cleanup_executor(session=conns.session)
+    return idle.cleanup_executor(session=run.clients.session)
 
 
 def cleaned_ids(result: ApplyResult | None) -> list[str]:
@@ -283,3 +377,68 @@ def record_cleaned(result: ApplyResult | None) -> list[str]:
     ids = cleaned_ids(result)
     recorder.record("cleaned", ids)
     return ids
+
+
+# --- 6. the record ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CostReviewRecord:
+    """What the run records (``opslib.record_all``): each field is a record name, in this order.
+
+    The first thirteen are the runbook's contract since its first version; the estimates
+    follow. ``graviton_monthly_savings`` and ``fargate_spot_monthly_savings`` are None when
+    not estimated (Cost Explorer only), a number (possibly 0) when the CUR was read.
+    """
+
+    period: str
+    group_by: str
+    source: str
+    total_cost: float
+    currency: str
+    top_services: list[dict[str, object]]
+    anomalies: list[dict[str, object]]
+    budget: dict[str, object]
+    idle_findings: int
+    monthly_savings: float
+    idle_errors: int
+    recommendations: list[str]
+    cleaned: list[str]
+    savings_estimates: list[dict[str, object]]
+    graviton_monthly_savings: float | None
+    fargate_spot_monthly_savings: float | None
+
+
+def summary(
+    sp: SpendReview,
+    status: BudgetStatus,
+    cur: CurReport | None,
+    idle_report: IdleReport,
+    recs: Sequence[Recommendation],
+    result: ApplyResult | None,
+) -> CostReviewRecord:
+    """The run's key results for ``record.json``, from the typed results of the steps."""
+    estimates = {e.item: e for e in savings_estimates(sp, cur)}
+
+    def rounded(item: str) -> float | None:
+        v = estimates[item].monthly_savings
+        return None if v is None else round(v, 2)
+
+    return CostReviewRecord(
+        period=sp.query.period,
+        group_by=sp.query.group_by,
+        source=str(sp.current.source),
+        total_cost=round(sp.current.total, 2),
+        currency=sp.current.currency,
+        top_services=sp.top_services(),
+        anomalies=[a.to_dict() for a in sp.anomalies],
+        budget=status.to_frame().to_dict("records")[0],
+        idle_findings=len(idle_report.resources),
+        monthly_savings=idle_report.monthly_savings,
+        idle_errors=len(idle_report.errors),
+        recommendations=[r.item for r in recs],
+        cleaned=cleaned_ids(result),
+        savings_estimates=[e.to_dict() for e in estimates.values()],
+        graviton_monthly_savings=rounded(cost_recommendations.GRAVITON_ITEM),
+        fargate_spot_monthly_savings=rounded(cost_recommendations.FARGATE_SPOT_ITEM),
+    )

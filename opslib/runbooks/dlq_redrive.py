@@ -37,6 +37,7 @@ __all__ = [
     "JOURNAL_NAME",
     "Clients",
     "Inputs",
+    "RedriveRecord",
     "before_counts",
     "connect",
     "executor",
@@ -46,6 +47,7 @@ __all__ = [
     "preflight",
     "sample",
     "selection",
+    "summary",
     "verify",
 ]
 
@@ -206,3 +208,36 @@ def verify(
 ) -> sqs_verify.RedriveVerification:
     """Counts before and after, moved, failed, skipped, remaining, possible duplicates."""
     return sqs_verify.verify_redrive(tgt, planned, result, sqs=conns.sqs, before=before)
+
+
+@dataclass(frozen=True)
+class RedriveRecord:
+    """The run's key results for ``record.json``: each field is a record name of the runbook's
+    contract (``opslib.record_all(summary(...))`` in the record cell)."""
+
+    dlq: str
+    destination: str
+    strategy: str
+    applied: bool
+    moved: int
+    failed: int
+    skipped: int
+    remaining: int
+    possible_duplicates: list[str]
+    plan_hash: str
+
+
+def summary(verification: sqs_verify.RedriveVerification, planned: Plan) -> RedriveRecord:
+    """The record of this run, from the verification and the plan that was (or was not) applied."""
+    return RedriveRecord(
+        dlq=verification.dlq,
+        destination=verification.destination,
+        strategy=verification.strategy.value,
+        applied=verification.applied,
+        moved=verification.moved,
+        failed=verification.failed,
+        skipped=verification.skipped,
+        remaining=verification.remaining,
+        possible_duplicates=list(verification.possible_duplicates),
+        plan_hash=planned.digest(),
+    )

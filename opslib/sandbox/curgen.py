@@ -9,6 +9,11 @@ written row group by row group with pyarrow, so ten million line items take seco
 memory. Files are laid out like a CUR 2.0 data export:
 ``<dir>/data/BILLING_PERIOD=YYYY-MM/<name>-00001.snappy.parquet``.
 
+Compute is mixed the way the cost review's estimates need it: EC2 instances on x86 (m5, t3) and
+Graviton (c6g), Fargate on-demand x86 and ARM, Fargate Spot, and Fargate ephemeral storage
+(which neither Graviton nor Spot discounts), each resource tagged with an Environment (prod,
+staging, dev) or untagged.
+
 The generated columns are the subset of the CUR 2.0 schema that cost analysis reads (a real
 export has ~120 more, which are irrelevant here).
 """
@@ -23,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opslib.core.errors import BadInputError
+
+#: bumped whenever the same seed stops giving the same rows (a cached CUR is then regenerated)
+GENERATOR_VERSION = 2
 
 #: product code -> (Cost Explorer SERVICE name, share of line items, mean $ per line item,
 #: usage types, resource id prefix, number of distinct resources)
@@ -72,7 +80,15 @@ SERVICES: dict[str, tuple[str, float, float, tuple[str, ...], str, int]] = {
         "Amazon Elastic Container Service",
         0.12,
         0.030,
-        ("Fargate-vCPU-Hours:perCPU", "Fargate-GB-Hours", "SpotUsage-Fargate-vCPU-Hours:perCPU"),
+        (
+            "Fargate-vCPU-Hours:perCPU",
+            "Fargate-GB-Hours",
+            "SpotUsage-Fargate-vCPU-Hours:perCPU",
+            "SpotUsage-Fargate-GB-Hours",
+            "Fargate-ARM-vCPU-Hours:perCPU",
+            "Fargate-ARM-GB-Hours",
+            "Fargate-EphemeralStorage-GB-Hours",
+        ),
         "arn:aws:ecs:task/",
         2500,
     ),

@@ -228,7 +228,7 @@ def test_sigkill_mid_move_then_rerun_finishes(sqs, evidence_dir, tmp_path):
     trail; a re-run moves the rest; nothing is lost and any duplicate was journalled."""
     staging_tmp = tmp_path / "tmp"
     staging_tmp.mkdir()
-    env = dict(os.environ, TMPDIR=str(staging_tmp))
+    env = dict(os.environ, TMPDIR=str(staging_tmp), OPSLIB_STAGING_DIR=str(staging_tmp))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -270,7 +270,7 @@ def test_sigkill_mid_move_then_rerun_finishes(sqs, evidence_dir, tmp_path):
             except ProcessLookupError:
                 pass
         proc.wait(timeout=30)
-    journals = list(staging_tmp.glob("opslib-dlq-redrive-*/attachments/redrive-journal.jsonl"))
+    journals = list(staging_tmp.glob("dlq-redrive-*/attachments/redrive-journal.jsonl"))
     assert len(journals) == 1, journals
     open_ids = journal_open_ids(journals[0])
     text = journals[0].read_text()
@@ -360,3 +360,48 @@ def test_wire_faults_then_rerun_finishes(sqs, sandbox, evidence_dir, monkeypatch
     in_orders = drain(sqs, "orders")
     assert len(in_orders) - 500 <= len(reported)
     assert_nothing_lost(drain(sqs, "orders-dlq"), in_orders, reported, sources)
+
+
+def test_source_listing_denied_or_unknown_is_a_finding_not_a_crash(
+    sqs, sandbox, evidence_dir, monkeypatch
+):
+    """As against a least-privilege role (AccessDenied) or a local SQS without the API
+    (InvalidAction): the run goes on with the source from the messages' DeadLetterQueueSourceArn,
+    and, when no message names it and no destination is given, refuses with exit 2."""
+    from tests.unit.faultproxy import FaultProxy
+
+    orders_arn = sqs.get_queue_attributes(QueueUrl=url(sqs, "orders"), AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    before = counts(sqs, "orders-dlq")
+    with FaultProxy(
+        sandbox.aws_endpoint,
+        errors={"ListDeadLetterSourceQueues": "AccessDenied"},
+        dlq_source={"orders-dlq": orders_arn},
+    ) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        r = opslib.run("dlq-redrive", {"dlq": "orders-dlq"}, evidence_dir=evidence_dir / "denied")
+    assert (r.status, r.exit_code) == ("succeeded", 0), r.record.get("error")
+    assert proxy.counts["error:ListDeadLetterSourceQueues"] >= 1
+    assert r.record["results"]["destination"] == "orders" and r.record["results"]["moved"] == 0
+    nb = (Path(r.bundle) / "dlq-redrive.ipynb").read_text()
+    assert (
+        "ListDeadLetterSourceQueues" in nb and "denied" in nb and "DeadLetterQueueSourceArn" in nb
+    )
+    with FaultProxy(
+        sandbox.aws_endpoint, errors={"ListDeadLetterSourceQueues": "InvalidAction"}
+    ) as proxy2:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy2.url)
+        r2 = opslib.run("dlq-redrive", {"dlq": "orders-dlq"}, evidence_dir=evidence_dir / "unknown")
+        r3 = opslib.run(
+            "dlq-redrive",
+            {"dlq": "orders-dlq", "destination": "orders"},
+            evidence_dir=evidence_dir / "dest",
+        )
+    monkeypatch.undo()
+    assert (r2.status, r2.exit_code) == ("refused", 2)
+    err = r2.record["error"]["evalue"]
+    assert "destination=" in err and "InvalidAction" in err
+    assert (r3.status, r3.exit_code) == ("succeeded", 0), r3.record.get("error")
+    assert r3.record["results"]["destination"] == "orders"
+    assert counts(sqs, "orders-dlq") == before  # dry runs: nothing moved

@@ -73,6 +73,44 @@ def test_dry_run_names_the_blocking_session_and_changes_nothing(incident, eviden
     assert "**Verdict: CRITICAL: PostgreSQL" in nb and "image/png" in nb
 
 
+def test_dry_run_records_the_alarm_the_5xx_split_and_the_scale_out_proposal(incident, evidence_dir):
+    """Sustained breach vs spike, target vs ELB 5xx, p95, connections vs max_connections, and
+    the load spike's +2 proposal with the parameters to rerun (nothing scaled by default)."""
+    r = opslib.run(
+        "latency-triage",
+        {"alarm_minutes": 5, "min_requests": 100},
+        sandbox=True,
+        evidence_dir=evidence_dir,
+    )
+    assert (r.status, r.exit_code) == ("succeeded", 0), r.record.get("error")
+    res = r.record["results"]
+    for name in (  # the original record names keep their names
+        "p99_ms",
+        "p99_stat",
+        "breach_minutes",
+        "verdict",
+        "blocking_pids",
+        "terminated_pids",
+        "chain_cleared",
+        "restarting_pods",
+        "findings",
+        "plan_hash",
+    ):
+        assert name in res, name
+    assert res["alarm"] is True and res["spike_minutes"] == 1 and res["breach_minutes"] >= 5
+    assert res["elb_5xx"] > 0 and res["target_5xx"] > res["elb_5xx"]
+    assert res["error_rate_pct"] >= 1.0 and 80 <= res["connections_pct"] < 95
+    assert res["rerun_parameters"]["scale_out_by"] == 2
+    assert res["rerun_parameters"]["ecs_service"] == incident["ecs_service"]
+    assert r.record["changes"] == []
+    titles = [f["title"] for f in res["findings"]]
+    assert any("memory at" in t for t in titles) and any("cache hit rate" in t for t in titles)
+    assert any(t.startswith("Load spike") for t in titles)
+    # the schedule of yesterday (no new parameters) still runs and sees the same alarm
+    r0 = opslib.run("latency-triage", {}, sandbox=True, evidence_dir=evidence_dir / "old")
+    assert r0.exit_code == 0 and r0.record["results"]["alarm"] is True
+
+
 def test_approved_termination_clears_the_chain(incident, evidence_dir):
     before = chain(incident)
     r = opslib.run(

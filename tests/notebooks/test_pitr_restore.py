@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -47,7 +48,30 @@ def pg_params(sandbox):
 def aws(sandbox):
     from opslib.clients import aws_client
 
-    return {s: aws_client(s) for s in ("rds", "dynamodb", "secretsmanager")}
+    return {s: aws_client(s) for s in ("rds", "dynamodb", "secretsmanager", "route53")}
+
+
+def cli_cname(zone_id: str, fqdn: str) -> str:
+    """The CNAME's value as the AWS CLI reads it from the sandbox (a separate boto3 client when
+    ``aws`` is not on PATH)."""
+    if shutil.which("aws"):
+        out = subprocess.run(
+            ["aws", "route53", "list-resource-record-sets", "--hosted-zone-id", zone_id],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+            env={**os.environ, "AWS_PAGER": ""},
+        )
+        sets = json.loads(out.stdout)["ResourceRecordSets"]
+    else:  # pragma: no cover - depends on the machine
+        from opslib.clients import aws_client
+
+        sets = aws_client("route53").list_resource_record_sets(HostedZoneId=zone_id)[
+            "ResourceRecordSets"
+        ]
+    rs = next(s for s in sets if s["Name"] == fqdn and s["Type"] == "CNAME")
+    return rs["ResourceRecords"][0]["Value"]
 
 
 def source_snapshot(conninfo: str) -> dict:
@@ -130,6 +154,9 @@ def test_aurora_drill_restores_validates_times_and_deletes(aws, tmp_path):
             "dry_run": False,
             "approved_by": "dr-scheduler",
             "change_ticket": "DRILL-Q4",
+            "rto_minutes": 60,
+            "rpo_minutes": 15,
+            "approve_drill_cleanup_by": "dr-lead",
         },
         tmp_path,
     )
@@ -137,6 +164,13 @@ def test_aurora_drill_restores_validates_times_and_deletes(aws, tmp_path):
     res = results(r)
     assert res["status"] == "validated_drill_cleaned" and res["drill"] is True
     assert res["time_to_restore_seconds"] > 0
+    # the deletion has its own approval, never the restore's
+    assert [a["approver"] for a in r.record["approvals"]] == ["dr-scheduler", "dr-lead"]
+    assert res["drill_cleanup_status"] == "applied"
+    assert res["rto_met"] is True and res["rto_verdict"].startswith("RTO 60 min met")
+    # moto reports LatestRestorableTime = now: the lag is ~0, the RPO met
+    assert res["rpo_met"] is True and res["rpo_verdict"].startswith("RPO 15 min met")
+    assert not any(w.startswith("backup retention") for w in res["preflight_warnings"])  # 35 days
     checks = {v["check"]: v for v in res["validation"]}
     for name in (
         "cluster: DB subnet group",
@@ -167,6 +201,20 @@ def test_aurora_restore_with_secret_cutover_keeps_previous_version(aws, tmp_path
     sm, rds = aws["secretsmanager"], aws["rds"]
     target = f"fintech-rec-{uid()}"
     old = sm.get_secret_value(SecretId="fintech/aurora")
+    r53 = aws["route53"]
+    zname = f"z{uid()}.example.com"
+    zid = r53.create_hosted_zone(Name=zname, CallerReference=uid())["HostedZone"]["Id"]
+    zid = zid.rsplit("/", 1)[-1]
+    old_cname = {
+        "Name": f"db.{zname}.",
+        "Type": "CNAME",
+        "TTL": 300,
+        "ResourceRecords": [{"Value": "fintech-cluster.cluster-old.rds.amazonaws.com"}],
+    }
+    r53.change_resource_record_sets(
+        HostedZoneId=zid,
+        ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": old_cname}]},
+    )
     try:
         r = run(
             {
@@ -178,6 +226,8 @@ def test_aurora_restore_with_secret_cutover_keeps_previous_version(aws, tmp_path
                 "dry_run": False,
                 "approved_by": "alice",
                 "cutover_approved_by": "bob",
+                "route53_record": f"{zid}/db.{zname}",
+                "route53_approved_by": "carol",
             },
             tmp_path,
         )
@@ -185,7 +235,13 @@ def test_aurora_restore_with_secret_cutover_keeps_previous_version(aws, tmp_path
         res = results(r)
         assert res["status"] == "validated" and res["endpoint"].startswith(f"{target}.cluster-")
         approvers = [a["approver"] for a in r.record["approvals"]]
-        assert approvers == ["alice", "bob"]  # the cutover has its own approval
+        assert approvers == ["alice", "bob", "carol"]  # cutover and DNS: their own approvals
+        assert (res["cutover_status"], res["route53_status"]) == ("applied", "applied")
+        host = res["endpoint"].rsplit(":", 1)[0]
+        # the old record is in the evidence for the way back; the AWS CLI sees the new one
+        assert res["route53_previous"] == old_cname
+        assert "fintech-cluster.cluster-old" in res["route53_rollback"]
+        assert cli_cname(zid, f"db.{zname}.") == host
         cur = json.loads(sm.get_secret_value(SecretId="fintech/aurora")["SecretString"])
         prev = sm.get_secret_value(SecretId="fintech/aurora", VersionStage="AWSPREVIOUS")
         assert cur["host"] == res["endpoint"].rsplit(":", 1)[0]
@@ -241,9 +297,10 @@ BAD = {
         {"engine": "aurora", "source": "fintech-cluster", "restore_time": "2999-01-01T00:00:00Z"},
         "in the future",
     ),
+    # epoch seconds, passed as a number (as papermill -p and YAML do): 2001-01-01T00:00:00Z
     "outside window": (
-        {"engine": "aurora", "source": "fintech-cluster", "restore_time": "2001-01-01T00:00:00Z"},
-        "earliest restorable",
+        {"engine": "aurora", "source": "fintech-cluster", "restore_time": 978307200},
+        "restore_time 2001-01-01T00:00:00Z is before the earliest restorable",
     ),
     "missing source": ({"engine": "aurora", "source": "no-such-cluster"}, "not found"),
     "target exists": ({"engine": "dynamodb", "source": "fintech-sessions"}, "already exists"),
@@ -337,3 +394,63 @@ def test_failed_restore_leaves_a_bundle_with_the_error(pg_params, tmp_path):
         assert not pitr._alive(pitr.postmaster_pid(pg_params["pg_target_dir"]))
     finally:
         shutil.rmtree(archive, ignore_errors=True)
+
+
+def test_drill_from_an_rds_snapshot_checks_the_rto_and_cleans_up(aws, tmp_path):
+    """RDS rather than Aurora: moto 5.2.5 cannot restore a snapshot of a cluster made with
+    ManageMasterUserPassword, as the seeded fintech-cluster is (the unit tests use their own)."""
+    rds = aws["rds"]
+    snap = f"fintech-banking-db-nb-{uid()}"
+    rds.create_db_snapshot(DBInstanceIdentifier="fintech-banking-db", DBSnapshotIdentifier=snap)
+    target = f"banking-snapdrill-{uid()}"
+    try:
+        r = run(
+            {
+                "engine": "rds",
+                "from_snapshot": snap,
+                "target": target,
+                "target_az": "us-east-1a",
+                "drill": True,
+                "rto_minutes": 60,
+                "dry_run": False,
+                "approved_by": "dr-scheduler",
+            },
+            tmp_path,
+        )
+        assert r.status == "succeeded", r.record.get("error")
+        res = results(r)
+        # the restore's approved_by does not approve the deletion (approve_drill_cleanup_by does)
+        assert res["status"] == "validated" and res["source_kind"] == "snapshot"
+        assert res["drill_cleanup_status"] == "not_approved"
+        assert [a["approver"] for a in r.record["approvals"]] == ["dr-scheduler"]
+        assert res["from_snapshot"] == snap and res["rto_met"] is True
+        assert res["rto_verdict"].startswith("RTO 60 min met")
+        actions = [c["action"] for c in r.record["changes"]]
+        assert actions[0] == "rds:RestoreDBInstanceFromDBSnapshot"
+        assert "rds:DeleteDBInstance" not in actions
+        assert r_.instance_exists(target, rds=rds)
+        html = (Path(r.bundle) / f"{RUNBOOK}.html").read_text()
+        assert "RTO 60 min met" in html and "approve_drill_cleanup_by" in html
+    finally:
+        rds.delete_db_snapshot(DBSnapshotIdentifier=snap)
+        if r_.instance_exists(target, rds=rds):
+            execute = executors.bind(rds=rds, timeout_s=30, poll_s=0.2)
+            for c in r_.plan_delete(r_.RDS, target, deletion_protection=True).changes:
+                execute(c)
+
+
+def test_restore_time_with_a_snapshot_is_refused(tmp_path):
+    r = run(
+        {
+            "engine": "rds",
+            "from_snapshot": "any-snapshot",
+            "restore_time": "2024-01-01T00:00:00Z",
+            "target": f"never-{uid()}",
+            "dry_run": False,
+            "approved_by": "alice",
+        },
+        tmp_path,
+    )
+    assert (r.status, r.exit_code) == ("refused", 2)
+    assert "restores to the moment it was taken" in json.dumps(r.record["error"])
+    assert r.record["changes"] == []

@@ -12,6 +12,16 @@ code under test is not patched. Faults, per operation (the JSON protocol's X-Amz
 - ``ambiguous_every``: every k-th SendMessageBatch is forwarded (so it IS applied) and then
   answered 500, the case where the caller cannot know whether the send happened.
 
+- ``errors``: operations answered with an error code instead of being forwarded (``{"ListDead
+  LetterSourceQueues": "AccessDenied"}``; ``InvalidAction``, ``UnknownOperationException``,
+  ``ThrottlingException`` ...), as a least-privilege role or an endpoint without the API
+  answers. Works for the JSON protocol (SQS: X-Amz-Target) and the query protocol (RDS,
+  CloudWatch: ``Action=`` in the form body, answered with the XML error document).
+
+- ``dlq_source``: ``{queue name: source queue ARN}``: messages received from that queue carry
+  ``Attributes.DeadLetterQueueSourceArn`` as SQS stamps it on every message its redrive
+  policy moves (moto does not; messages seeded straight into a DLQ have none).
+
 ``move_tasks=True`` also answers StartMessageMoveTask / ListMessageMoveTasks /
 CancelMessageMoveTask (which moto lacks) by moving messages on the upstream server in a
 background thread, at ``MaxNumberOfMessagesPerSecond``, so the native strategy's client side
@@ -46,6 +56,8 @@ class FaultProxy:
         serialize: bool = True,
         delay: dict[str, float] | None = None,
         record: tuple[str, ...] = (),
+        errors: dict[str, str] | None = None,
+        dlq_source: dict[str, str] | None = None,
     ) -> None:
         u = urlparse(upstream)
         self.upstream = (u.hostname or "127.0.0.1", u.port or 80)
@@ -56,6 +68,8 @@ class FaultProxy:
         self.move_tasks = move_tasks
         self.delay = dict(delay or {})
         self.record = set(record)
+        self.errors = dict(errors or {})
+        self.dlq_source = dict(dlq_source or {})
         self.requests: list[tuple[str, dict]] = []  # (operation, JSON request) for ops in record
         # moto 5.2.5's SQS backend has no lock around receive/delete (read-modify-write of the
         # queue's message list), so concurrent calls can deliver one message twice or resurrect
@@ -131,6 +145,15 @@ class FaultProxy:
         }
         op = (h.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
         ctype = h.headers.get("Content-Type", "application/x-amz-json-1.0")
+        query_op = ""
+        if not op and "x-www-form-urlencoded" in ctype:
+            from urllib.parse import parse_qs
+
+            query_op = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
+        if (op or query_op) in self.errors:
+            return self._error(
+                h, op or query_op, self.errors[op or query_op], json_protocol=bool(op)
+            )
         if self.move_tasks and op in (
             "StartMessageMoveTask",
             "ListMessageMoveTasks",
@@ -196,6 +219,17 @@ class FaultProxy:
                 "message": "injected after apply",
             }
             return self._reply(h, 500, json.dumps(err).encode(), ctype)
+        if op == "ReceiveMessage" and status == 200 and self.dlq_source:
+            queue = str(json.loads(body or b"{}").get("QueueUrl", "")).rsplit("/", 1)[-1]
+            if queue in self.dlq_source:
+                doc = json.loads(rbody or b"{}")
+                for m in doc.get("Messages", []):
+                    m.setdefault("Attributes", {})["DeadLetterQueueSourceArn"] = self.dlq_source[
+                        queue
+                    ]
+                rbody = json.dumps(doc).encode()
+                with self._lock:
+                    self.counts["stamped:ReceiveMessage"] += 1
         if failed and status == 200:
             doc = json.loads(rbody or b"{}")
             doc.setdefault("Failed", [])
@@ -204,6 +238,30 @@ class FaultProxy:
         self._reply(
             h, status, rbody, rheaders.get("Content-Type", rheaders.get("content-type", ctype))
         )
+
+    def _error(self, h: BaseHTTPRequestHandler, op: str, code: str, *, json_protocol: bool) -> None:
+        """Answer ``op`` with ``code`` as the service's protocol does (400, or 403 for a denial)."""
+        with self._lock:
+            self.counts[f"error:{op}"] += 1
+        status = 403 if code.startswith("AccessDenied") else 400
+        message = f"{code} for {op} (injected)"
+        if json_protocol:
+            body = json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode()
+            h.send_response(status)
+            h.send_header("Content-Type", "application/x-amz-json-1.0")
+            h.send_header("x-amzn-query-error", f"{code};Sender")
+        else:
+            body = (
+                "<ErrorResponse><Error><Type>Sender</Type>"
+                f"<Code>{code}</Code><Message>{message}</Message></Error>"
+                "<RequestId>faultproxy</RequestId></ErrorResponse>"
+            ).encode()
+            h.send_response(status)
+            h.send_header("Content-Type", "text/xml")
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("x-amzn-RequestId", "faultproxy")
+        h.end_headers()
+        h.wfile.write(body)
 
     # -- message move tasks (emulated on top of the upstream server)
 

@@ -8,8 +8,14 @@ import pandas as pd
 import pytest
 
 from opslib.aws import cost, cost_model
-from opslib.aws.cost_recommendations import recommend, recommendations_frame
-from opslib.aws.cur import CurReport
+from opslib.aws.cost_recommendations import (
+    fargate_spot_estimate,
+    graviton_estimate,
+    recommend,
+    recommendations_frame,
+    savings_estimates,
+)
+from opslib.aws.cur import COMPUTE_COLUMNS, CurReport
 from opslib.aws.idle import IdleReport, IdleResource, NatTraffic
 from opslib.aws.pricing import DEFAULT_PRICES, PRICES_AS_OF, price_table
 from opslib.core.errors import BadInputError
@@ -73,14 +79,30 @@ def test_each_item_needs_its_evidence():
     )
     s3 = [r for r in recs if r.item.startswith("Enable S3")][0]
     assert "above its baseline on" in s3.evidence
-    assert recs[0].monthly_savings == max(r.monthly_savings for r in recs)  # sorted by savings
-    assert list(recommendations_frame(recs).columns) == [
+    # estimated first, largest first; what Cost Explorer cannot estimate is None, never 0
+    estimated = [r.monthly_savings for r in recs if r.monthly_savings is not None]
+    assert [r.monthly_savings for r in recs[: len(estimated)]] == sorted(estimated, reverse=True)
+    assert all(r.monthly_savings is None for r in recs[len(estimated) :])
+    by_item = {r.item: r for r in recs}
+    for item in (
+        "Graviton2: ~20% cost savings on compute",
+        "Enable Fargate Spot for non-production (up to 70% savings)",
+    ):
+        assert by_item[item].monthly_savings is None
+        assert by_item[item].savings_basis.startswith("not estimated")
+        assert "cur_path" in by_item[item].savings_basis
+    frame = recommendations_frame(recs)
+    assert list(frame.columns) == [
         "item",
         "evidence",
         "action",
         "est_monthly_savings",
         "source",
+        "savings_basis",
     ]
+    shown = frame.set_index("item")["est_monthly_savings"]
+    assert shown["Enable Fargate Spot for non-production (up to 70% savings)"] == "not estimated"
+    assert shown["Review and remove unused resources"] == pytest.approx(3.65 + 40.0 + 6.0)
 
 
 def test_graviton_from_cur_instance_types_only_for_x86():
@@ -90,12 +112,75 @@ def test_graviton_from_cur_instance_types_only_for_x86():
     )
     cur = CurReport({}, spend, pd.DataFrame(), pd.DataFrame(), 0.0, inst)
     g = [r for r in recommend(spend=spend, cur=cur) if r.item.startswith("Graviton")][0]
-    assert "m5.large" in g.evidence and "c7g" not in g.evidence
+    assert "m5.large" in g.savings_basis and "c7g" not in g.savings_basis
     assert g.monthly_savings == pytest.approx(300.0 * 3 * 0.20)  # 10 days -> 30-day month, 20%
     all_graviton = CurReport({}, spend, pd.DataFrame(), pd.DataFrame(), 0.0, inst.iloc[1:])
     assert not [
         r for r in recommend(spend=spend, cur=all_graviton) if r.item.startswith("Graviton")
     ]
+
+
+def _compute(rows):
+    return pd.DataFrame(rows, columns=COMPUTE_COLUMNS)
+
+
+def test_graviton_and_fargate_spot_estimated_from_the_cur_compute_mix():
+    """Graviton: 20% of x86 EC2 + x86 on-demand Fargate. Fargate Spot: up to 70% of the
+    on-demand x86 Fargate of non-production; production, untagged, ARM, Spot and storage are
+    not counted. Per 30-day month (10 days here: x3)."""
+    spend = _spend({"Amazon Elastic Compute Cloud - Compute": [100.0] * 10})
+    ecs = "Amazon Elastic Container Service"
+    ec2 = "Amazon Elastic Compute Cloud - Compute"
+    compute = _compute(
+        [
+            (ec2, "BoxUsage:m5.large", "m5.large", "prod", 300.0, "ec2", "x86_64"),
+            (ec2, "BoxUsage:c7g.large", "c7g.large", "prod", 500.0, "ec2", "arm64"),
+            (ecs, "USE1-Fargate-vCPU-Hours:perCPU", "", "prod", 400.0, "fargate", "x86_64"),
+            (ecs, "USE1-Fargate-vCPU-Hours:perCPU", "", "staging", 100.0, "fargate", "x86_64"),
+            (ecs, "USE1-Fargate-GB-Hours", "", "dev", 50.0, "fargate", "x86_64"),
+            (ecs, "USE1-Fargate-GB-Hours", "", "", 70.0, "fargate", "x86_64"),
+            (ecs, "USE1-Fargate-ARM-GB-Hours", "", "dev", 80.0, "fargate", "arm64"),
+            (ecs, "USE1-SpotUsage-Fargate-GB-Hours", "", "dev", 20.0, "fargate-spot", "x86_64"),
+            (
+                ecs,
+                "USE1-Fargate-EphemeralStorage-GB-Hours",
+                "",
+                "dev",
+                9.0,
+                "fargate-other",
+                "x86_64",
+            ),
+        ]
+    )
+    cur = CurReport({}, spend, pd.DataFrame(), pd.DataFrame(), 0.0, pd.DataFrame(), compute)
+    g = graviton_estimate(cur, spend)
+    assert g.monthly_savings == pytest.approx((300 + 400 + 100 + 50 + 70) * 3 * 0.20)
+    assert "m5.large" in g.basis and "c7g" not in g.basis
+    f = fargate_spot_estimate(cur, spend)
+    assert f.monthly_savings == pytest.approx((100 + 50) * 3 * 0.70)
+    assert "dev, staging" in f.basis
+    assert "production 400.00" in f.basis and "untagged 70.00" in f.basis
+    assert "ARM 80.00" in f.basis and "already on Spot 20.00" in f.basis
+
+    recs = {r.item: r for r in recommend(spend=spend, cur=cur)}
+    assert recs[g.item].monthly_savings == pytest.approx(g.monthly_savings)
+    assert recs[f.item].monthly_savings == pytest.approx(f.monthly_savings)
+    assert recs[f.item].source == "cur" and recs[f.item].savings_basis == f.basis
+    assert [e.to_dict()["monthly_savings"] for e in savings_estimates(cur, spend)] == [
+        round(g.monthly_savings, 2),
+        round(f.monthly_savings, 2),
+    ]
+
+    # all production: nothing for Fargate Spot, estimated as 0 (not "not estimated")
+    prod_only = compute[compute["environment"] == "prod"]
+    cur2 = CurReport({}, spend, pd.DataFrame(), pd.DataFrame(), 0.0, pd.DataFrame(), prod_only)
+    assert fargate_spot_estimate(cur2, spend).monthly_savings == 0.0
+    assert f.item not in {r.item for r in recommend(spend=spend, cur=cur2)}
+
+    # Cost Explorer only: not estimated, None
+    for est in savings_estimates(None, spend):
+        assert est.monthly_savings is None and est.to_dict()["monthly_savings"] is None
+        assert est.basis.startswith("not estimated")
 
 
 def test_price_table_is_dated_and_overridable():

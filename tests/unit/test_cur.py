@@ -18,9 +18,14 @@ import pytest
 from opslib import clients
 from opslib.aws.cost_model import UNTAGGED, CostSourceKind, parse_query
 from opslib.aws.cur import (
+    DEFAULT_MEMORY_LIMIT,
+    DEFAULT_THREADS,
     SERVICE_NAMES,
+    TEMP_DIR,
     CurLocation,
     analyse,
+    compute_costs,
+    connect,
     cost_by_tags,
     cur_costs,
     open_cur,
@@ -129,7 +134,94 @@ def test_analyse_nat_and_instance_types(cur_dir, direct):
     ].sum()
     assert rep.nat_cost == pytest.approx(nat, rel=1e-9)
     assert set(rep.instance_types["instance_type"]) == {"m5.large", "c6g.xlarge", "t3.medium"}
+    assert rep.compute is not None and set(rep.compute["kind"]) == {
+        "ec2",
+        "fargate",
+        "fargate-spot",
+        "fargate-other",
+    }
     assert rep.costs.total == pytest.approx(direct["line_item_unblended_cost"].sum(), rel=1e-9)
+
+
+def _env(kv) -> str:
+    return dict(kv).get("user_Environment", "") if kv is not None else ""
+
+
+def test_compute_mix_agrees_with_direct_computation(cur_dir, direct):
+    """x86/ARM EC2 and Fargate on-demand/Spot by environment, as the Graviton and Fargate Spot
+    estimates read them, against pandas on the same rows."""
+    got = compute_costs(open_cur(str(cur_dir)), QUERY)
+    usage, inst = direct["line_item_usage_type"], direct["product_instance_type"]
+    ec2 = direct[(direct["line_item_product_code"] == "AmazonEC2") & (inst != "")]
+    graviton = ec2["product_instance_type"].str.contains(r"^[a-z]+\d+[a-z]*g[a-z]*\.")
+    fargate = direct[usage.str.contains("Fargate")]
+    fu = fargate["line_item_usage_type"]
+    spot = fu.str.contains("SpotUsage-Fargate-")
+    arm = fu.str.contains("Fargate-ARM-")
+    storage = fu.str.contains("EphemeralStorage")
+    x86_od = fargate[~spot & ~arm & ~storage]
+
+    def total(kind, arch):
+        return got[(got["kind"] == kind) & (got["arch"] == arch)]["cost"].sum()
+
+    cost = "line_item_unblended_cost"
+    assert total("ec2", "x86_64") == pytest.approx(ec2[~graviton][cost].sum(), rel=1e-9)
+    assert total("ec2", "arm64") == pytest.approx(ec2[graviton][cost].sum(), rel=1e-9)
+    assert total("fargate", "x86_64") == pytest.approx(x86_od[cost].sum(), rel=1e-9)
+    assert total("fargate", "arm64") == pytest.approx(fargate[arm][cost].sum(), rel=1e-9)
+    assert total("fargate-spot", "x86_64") == pytest.approx(fargate[spot][cost].sum(), rel=1e-9)
+    assert total("fargate-other", "x86_64") == pytest.approx(fargate[storage][cost].sum(), rel=1e-9)
+    assert set(got[got["kind"] == "ec2"]["instance_type"]) == {
+        "m5.large",
+        "t3.medium",
+        "c6g.xlarge",
+    }
+    # by environment tag (untagged is "")
+    env = x86_od["resource_tags"].map(_env)
+    fx = got[(got["kind"] == "fargate") & (got["arch"] == "x86_64")]
+    got_env = fx.groupby("environment")["cost"].sum()
+    want_env = x86_od.groupby(env)[cost].sum()
+    assert set(got_env.index) == {"prod", "staging", "dev", ""} == set(want_env.index)
+    for name, value in want_env.items():
+        assert got_env[name] == pytest.approx(value, rel=1e-9)
+    assert analyse(open_cur(str(cur_dir)), QUERY).compute.equals(got)
+
+
+def test_duckdb_is_bounded_by_default(cur_dir):
+    """Unbounded, DuckDB takes every core and 80% of RAM, so a CUR analysis peaks at a different
+    RSS on every machine; opslib's connection sets both, spills outside the working directory."""
+    import os
+
+    import duckdb
+
+    src = open_cur(str(cur_dir))
+    con = connect(src)
+    try:
+        threads, limit, temp = con.execute(
+            "SELECT current_setting('threads'), current_setting('memory_limit'), "
+            "current_setting('temp_directory')"
+        ).fetchone()
+    finally:
+        con.close()
+    assert int(threads) == min(DEFAULT_THREADS, os.cpu_count())
+    ref = duckdb.connect()
+    ref.execute("SET memory_limit = ?", [DEFAULT_MEMORY_LIMIT])
+    assert limit == ref.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert limit != duckdb.connect().execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    assert temp == str(TEMP_DIR)
+    con = connect(src, threads=1, memory_limit="64MB")
+    try:
+        assert con.execute("SELECT current_setting('threads')").fetchone()[0] == 1
+        # bounded, the results are the same
+        assert cur_costs(src, QUERY, con=con).total == pytest.approx(cur_costs(src, QUERY).total)
+        # the top-N is DuckDB's Top N operator (a heap of n), never a sort of every resource
+        plan = con.execute(
+            "EXPLAIN SELECT line_item_resource_id, sum(line_item_unblended_cost) AS c FROM cur "
+            "GROUP BY 1 ORDER BY c DESC LIMIT 20"
+        ).fetchall()
+        assert "Top N" in "".join(str(r) for r in plan)
+    finally:
+        con.close()
 
 
 def test_single_file_path(cur_dir):

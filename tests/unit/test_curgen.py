@@ -121,3 +121,38 @@ def test_bad_arguments():
         generate_cur("/tmp/never", rows=0, start=START, days=1)
     with pytest.raises(BadInputError, match="spike_service"):
         generate_cur("/tmp/never", rows=10, start=START, days=1, spike_service="NoSuch")
+
+
+def test_compute_mix_for_the_graviton_and_fargate_spot_estimates(small):
+    """EC2 on x86 and Graviton, Fargate on-demand x86 and ARM, Fargate Spot and storage, each
+    with prod and non-production Environment tags: what the cost review's estimates read."""
+    t = (
+        ds.dataset(small.path, format="parquet")
+        .to_table(
+            columns=[
+                "line_item_product_code",
+                "line_item_usage_type",
+                "product_instance_type",
+                "resource_tags",
+                "line_item_unblended_cost",
+            ]
+        )
+        .to_pandas()
+    )
+    usage = t["line_item_usage_type"].str.split("-", n=1).str[1]  # without the region prefix
+    ecs = set(usage[t["line_item_product_code"] == "AmazonECS"])
+    assert {
+        "Fargate-vCPU-Hours:perCPU",
+        "Fargate-GB-Hours",
+        "Fargate-ARM-vCPU-Hours:perCPU",
+        "Fargate-ARM-GB-Hours",
+        "SpotUsage-Fargate-vCPU-Hours:perCPU",
+        "SpotUsage-Fargate-GB-Hours",
+        "Fargate-EphemeralStorage-GB-Hours",
+    } == ecs
+    ec2 = set(t[t["line_item_product_code"] == "AmazonEC2"]["product_instance_type"]) - {""}
+    assert ec2 == {"m5.large", "t3.medium", "c6g.xlarge"}  # x86 and Graviton
+    fargate = t[usage.str.startswith("Fargate-vCPU")]
+    env = fargate["resource_tags"].map(lambda kv: dict(kv).get("user_Environment", ""))
+    assert {"prod", "staging", "dev", ""} <= set(env)
+    assert fargate[env.isin(["staging", "dev"])]["line_item_unblended_cost"].sum() > 0

@@ -22,6 +22,7 @@ def ddb(sandbox):
 def test_describe_source(ddb):
     src = d.describe_table("fintech-sessions", dynamodb=ddb)
     assert src.pitr_status == "ENABLED" and src.ttl_attribute == "expires_at"
+    assert src.recovery_period_days == 35  # what the retention check compares with
     assert ("team", "payments") in src.tags
     assert src.earliest_restorable is not None and src.latest_restorable is not None
     frame = src.settings_frame()

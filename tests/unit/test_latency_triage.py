@@ -35,8 +35,8 @@ def run_all(params, **over):
     conns = triage.connect(inp)
     m = triage.fetch_metrics(inp, cloudwatch=conns.cloudwatch)
     lat = triage.latency_picture(inp, m)
-    svc = triage.service_health(inp, ecs=conns.ecs, k8s=conns.k8s)
-    db = triage.database(inp, m, conn=conns.pg)
+    svc = triage.service_health(inp, ecs=conns.ecs, k8s=conns.k8s, metrics=m)
+    db = triage.database(inp, m, conn=conns.pg, rds=conns.rds)
     cache = triage.cache(inp, m)
     return inp, conns, m, lat, svc, db, cache, triage.verdict(conns, lat, svc, db, cache)
 
@@ -240,3 +240,268 @@ def test_latency_chart_has_threshold_breach_shading_and_5xx_panel(incident):
     assert bottom.get_ylabel() == "5xx %" and len(bottom.patches) == len(pic.frame)
     empty = triage.latency_picture(triage.inputs(), triage.Metrics(None))
     assert empty.skipped and latency_figure(empty) is None
+
+
+# --- alarm semantics, 5xx, percentiles, ECS, cache, connections, load spike ------------------
+
+
+def _put_alb(lb: str, rows: list[tuple[int, float, float, float, float]]) -> None:
+    """rows: (minutes ago, p99 seconds, requests, target 5xx, ELB 5xx) for one load balancer."""
+    import datetime as dt
+
+    from opslib.clients import aws_client
+
+    cw = aws_client("cloudwatch")
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    dims = [{"Name": "LoadBalancer", "Value": lb}]
+    data = []
+    for ago, p99, req, t5, e5 in rows:
+        ts = now - dt.timedelta(minutes=ago)
+        data += [
+            {"MetricName": "TargetResponseTime", "Dimensions": dims, "Timestamp": ts, "Value": p99},
+            {"MetricName": "RequestCount", "Dimensions": dims, "Timestamp": ts, "Value": req},
+            {
+                "MetricName": "HTTPCode_Target_5XX_Count",
+                "Dimensions": dims,
+                "Timestamp": ts,
+                "Value": t5,
+            },
+            {
+                "MetricName": "HTTPCode_ELB_5XX_Count",
+                "Dimensions": dims,
+                "Timestamp": ts,
+                "Value": e5,
+            },
+        ]
+    cw.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=data)
+
+
+def _picture(lb: str, **over):
+    inp = triage.inputs(load_balancer=lb, window_minutes=30, **over)
+    conns = triage.connect(inp)
+    return triage.latency_picture(inp, triage.fetch_metrics(inp, cloudwatch=conns.cloudwatch))
+
+
+def _lb() -> str:
+    import uuid
+
+    return f"app/lt-{uuid.uuid4().hex[:8]}/{uuid.uuid4().hex[:16]}"
+
+
+def test_a_breach_shorter_than_the_alarm_is_a_spike_not_the_alarm(sandbox):
+    lb = _lb()
+    # 4 minutes at 900 ms then back under: one breaching minute short of the alarm
+    _put_alb(lb, [(ago, 0.9 if 10 <= ago < 14 else 0.2, 1000, 1, 0) for ago in range(1, 25)])
+    pic = _picture(lb)
+    assert pic.p99_ms and pic.p99_ms >= 899
+    assert not pic.alarm and pic.breach_minutes == 0 and pic.spike_minutes == 4
+    alb = [f for f in pic.findings if f.source == "alb" and "p99" in f.title]
+    assert alb[0].severity is Severity.INFO and "no alarm" in alb[0].title
+    # the same four minutes with alarm_minutes=3: the alarm holds
+    pic3 = _picture(lb, alarm_minutes=3)
+    assert pic3.alarm and pic3.breach_minutes == 4 and pic3.spike_minutes == 0
+    assert [f.severity for f in pic3.findings if "p99" in f.title] == [Severity.WARNING]
+
+
+def test_a_sustained_breach_is_the_alarm_and_critical_past_one_second(sandbox):
+    lb = _lb()
+    # six minutes at 1.2 s up to now, plus one isolated minute at 800 ms 21 minutes ago
+    rows = [
+        (ago, 1.2 if ago <= 6 else 0.8 if ago == 21 else 0.2, 1000, 0, 0) for ago in range(1, 25)
+    ]
+    _put_alb(lb, rows)
+    pic = _picture(lb)
+    assert pic.alarm and pic.breach_minutes == 6 and pic.longest_breach_minutes == 6
+    assert pic.spike_minutes == 1 and len(pic.spikes) == 1
+    f = next(f for f in pic.findings if "p99" in f.title)
+    assert f.severity is Severity.CRITICAL and "for 6 consecutive min" in f.title
+    assert "1 isolated spike(s)" in f.evidence
+
+
+def test_error_rate_is_sustained_with_a_minimum_request_count(sandbox):
+    lb = _lb()
+    # one minute of 1 request with 1 error (100 % for a minute), otherwise clean: no finding
+    _put_alb(
+        lb, [(ago, 0.1, 1 if ago == 5 else 40, 1 if ago == 5 else 0, 0) for ago in range(1, 25)]
+    )
+    pic = _picture(lb)
+    titles = [f.title for f in pic.findings]
+    assert pic.error_rate_pct is not None and pic.error_rate_pct < 1.0, titles
+    assert not any(f.severity in (Severity.WARNING, Severity.CRITICAL) for f in pic.findings), (
+        titles
+    )
+    # under min_requests in every window: not judged, and the finding says so
+    low = _picture(lb, min_requests=10_000)
+    assert low.error_rate_pct is None and any(
+        "not judged" in t for t in (f.title for f in low.findings)
+    )
+    # 3 % sustained over five minutes: a warning with the split of target and ELB 5xx
+    lb2 = _lb()
+    _put_alb(
+        lb2,
+        [(ago, 0.1, 1000, 20 if ago <= 6 else 0, 10 if ago <= 6 else 0) for ago in range(1, 25)],
+    )
+    pic2 = _picture(lb2)
+    f = next(f for f in pic2.findings if "5xx rate" in f.title)
+    assert f.severity is Severity.WARNING and pic2.error_rate_pct == pytest.approx(3.0)
+    assert pic2.target_5xx == 120 and pic2.elb_5xx == 60
+    assert "120 target 5xx and 60 load-balancer 5xx" in f.evidence
+    assert any("Load balancer generated 60 5xx" in t for t in (x.title for x in pic2.findings))
+
+
+def test_p95_is_fetched_beside_p50_p90_p99():
+    inp = triage.inputs(
+        load_balancer="app/x/0", ecs_cluster="c", ecs_service="s", cache_cluster="r"
+    )
+    ids = {q.id: q for q in triage.metric_queries(inp)}
+    assert [ids[f"alb_{s}"].stat for s in ("p50", "p90", "p95", "p99")] == [
+        "p50",
+        "p90",
+        "p95",
+        "p99",
+    ]
+    assert ids["alb_elb_5xx"].metric == "HTTPCode_ELB_5XX_Count"
+    assert (ids["ecs_cpu"].namespace, ids["ecs_cpu"].metric) == ("AWS/ECS", "CPUUtilization")
+    assert dict(ids["ecs_mem"].dimensions) == {"ClusterName": "c", "ServiceName": "s"}
+    assert ids["cache_hits"].metric == "CacheHits" and ids["cache_misses"].metric == "CacheMisses"
+
+
+def test_incident_reads_ecs_utilisation_cache_hit_rate_elb_5xx_and_connections(incident):
+    inp, conns, m, lat, svc, db, cache, v = run_all(incident)
+    try:
+        assert "p95_ms" in lat.frame and lat.elb_5xx > 0 and lat.target_5xx > lat.elb_5xx
+        assert lat.alarm and lat.spike_minutes == 1  # the seeded isolated minute 40 min ago
+        ecs = {f.title: f for f in svc.findings if f.source == "ecs" and "%" in f.title}
+        mem = next(f for t, f in ecs.items() if "memory at" in t)
+        cpu = next(f for t, f in ecs.items() if "CPU at" in t)
+        assert mem.severity is Severity.CRITICAL and cpu.severity is Severity.WARNING
+        assert "80% task CPU alert" in cpu.evidence and len(svc.utilisation)
+        hr = next(f for f in cache.findings if "hit rate" in f.title)
+        assert hr.severity is Severity.WARNING and 55 <= hr.data["hit_rate_pct"] < 70
+        c = next(f for f in db.findings if "of max_connections" in f.title)
+        assert db.max_connections.source == "SHOW max_connections"
+        assert c.severity is Severity.WARNING and 80 <= db.connections_pct < 95
+        assert c.data["max_connections"] == db.activity.max_connections
+        assert v.top.source == "postgres"  # the cause still comes first
+    finally:
+        conns.close()
+
+
+def test_load_spike_proposes_plus_two_with_the_parameters_to_rerun(incident):
+    inp, conns, m, lat, svc, db, cache, v = run_all(incident)
+    try:
+        assert inp.scale_out_by == 0 and lat.load_spike_ratio and lat.load_spike_ratio >= 1.25
+        spike = next(f for f in v.findings if f.source == "load")
+        assert spike.severity is Severity.WARNING and "scale_out_by=2" in spike.next_action
+        assert "opslib run latency-triage" in spike.next_action
+        assert v.rerun["scale_out_by"] == 2 and v.rerun["ecs_service"] == incident["ecs_service"]
+        assert v.rerun["load_balancer"] == incident["load_balancer"]
+        # nothing scales by default; the proposed parameters plan exactly the +2
+        plan = triage.plan_remediation(inp, db=db, services=svc)
+        assert not [c for c in plan.changes if c.action == "ecs:UpdateService"]
+        inp2 = triage.inputs(**{**incident, **v.rerun})
+        plan2 = triage.plan_remediation(inp2, db=db, services=svc)
+        scale = next(c for c in plan2.changes if c.action == "ecs:UpdateService")
+        assert scale.params["desiredCount"] == svc.ecs.desired + 2
+        # asked already: the finding says it is planned, and no rerun is proposed
+        lat2 = triage.latency_picture(inp2, m)
+        assert not lat2.rerun and any(
+            "is in the remediation plan" in f.next_action for f in lat2.findings
+        )
+    finally:
+        conns.close()
+
+
+def test_connections_against_the_parameter_group_without_pg_dsn(sandbox):
+    import datetime as dt
+    import uuid
+
+    from opslib.clients import aws_client
+
+    rds, cw = aws_client("rds"), aws_client("cloudwatch")
+    name = f"lt-{uuid.uuid4().hex[:8]}"
+    rds.create_db_parameter_group(
+        DBParameterGroupName=name, DBParameterGroupFamily="postgres16", Description="t"
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=name,
+        Parameters=[
+            {
+                "ParameterName": "max_connections",
+                "ParameterValue": "200",
+                "ApplyMethod": "pending-reboot",
+            }
+        ],
+    )
+    rds.create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-one-1",
+        AllocatedStorage=20,
+        DBParameterGroupName=name,
+    )
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    dims = [{"Name": "DBInstanceIdentifier", "Value": name}]
+    cw.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            m
+            for ago in range(1, 10)
+            for m in (
+                {
+                    "MetricName": "CPUUtilization",
+                    "Dimensions": dims,
+                    "Timestamp": now - dt.timedelta(minutes=ago),
+                    "Value": 20.0,
+                },
+                {
+                    "MetricName": "DatabaseConnections",
+                    "Dimensions": dims,
+                    "Timestamp": now - dt.timedelta(minutes=ago),
+                    "Value": 195.0,
+                },
+            )
+        ],
+    )
+    inp = triage.inputs(db_cluster=name)
+    conns = triage.connect(inp)
+    assert conns.rds is not None
+    db = triage.database(inp, triage.fetch_metrics(inp, cloudwatch=conns.cloudwatch), rds=conns.rds)
+    f = next(f for f in db.findings if "max_connections" in f.title)
+    assert f.severity is Severity.CRITICAL and "98% of max_connections (195 of 200)" in f.title
+    assert db.max_connections.source == f"parameter group {name}"
+
+
+def test_parameter_group_denied_or_unsupported_is_a_finding(sandbox):
+    """Through the fault proxy: DescribeDBParameters answers AccessDenied, then InvalidAction."""
+    import uuid
+
+    from opslib.aws.rds_params import from_parameter_group
+    from opslib.clients import aws_client, aws_config, aws_session
+    from tests.unit.faultproxy import FaultProxy
+
+    rds = aws_client("rds")
+    name = f"lt-{uuid.uuid4().hex[:8]}"
+    rds.create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-a-real-one-1",
+        AllocatedStorage=20,
+    )
+    for code, kind in (("AccessDenied", "denied"), ("InvalidAction", "unsupported")):
+        with FaultProxy(rds.meta.endpoint_url, errors={"DescribeDBParameters": code}) as proxy:
+            via = aws_session().client("rds", endpoint_url=proxy.url, config=aws_config())
+            got = from_parameter_group(name, rds=via)
+            assert got.value is None and got.error_kind == kind and code in got.note
+            assert proxy.counts["error:DescribeDBParameters"] >= 1
+    inp = triage.inputs(db_cluster=name)
+    frame = __import__("pandas").DataFrame({"connections": [50.0]})
+    from opslib.aws.rds_params import MaxConnections
+    from opslib.runbooks.latency_triage.signals import connections_finding
+
+    _, f = connections_finding(inp, frame, MaxConnections(None, "", "denied", "denied"))
+    assert f.severity is Severity.WARNING and "max_connections not known" in f.title

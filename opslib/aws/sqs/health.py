@@ -16,6 +16,7 @@ from opslib.aws.sqs.queues import (
     queue_name_from,
 )
 from opslib.aws.sqs.target import RedriveTarget
+from opslib.clients import OPTIONAL_READ_KINDS, aws_error_kind, optional_read_finding
 from opslib.core.findings import Finding, Severity, error_finding
 
 if TYPE_CHECKING:
@@ -169,7 +170,11 @@ def _oldest_age(
             age = _cloudwatch_oldest_age(queue.name, cloudwatch=cloudwatch)
             age_from = "cloudwatch" if age is not None else ""
         except Exception as exc:  # noqa: BLE001 - shown as a finding; the sample is the fallback
-            findings.append(error_finding(f"cloudwatch:{queue.name}", exc))
+            if aws_error_kind(exc) in OPTIONAL_READ_KINDS:
+                what = f"cloudwatch:GetMetricStatistics ApproximateAgeOfOldestMessage {queue.name}"
+                findings.append(optional_read_finding(exc, what, source=f"cloudwatch:{queue.name}"))
+            else:
+                findings.append(error_finding(f"cloudwatch:{queue.name}", exc))
     if age is None and sample is not None and sample.queue == queue.name and sample.messages:
         age = max(m.age_seconds for m in sample.messages)
         age_from = "sample"
@@ -272,7 +277,7 @@ def redrive_health(
     for d in target.destinations:
         add(d, "destination")
     rows: list[QueueHealth] = []
-    findings: list[Finding] = []
+    findings: list[Finding] = list(target.findings)  # preflight's: a denied API, the fall-back
     for q, rs in roles.values():
         try:
             h, fs = queue_health(

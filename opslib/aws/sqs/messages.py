@@ -248,6 +248,8 @@ class SampledMessage:
     selector: str = ""
     #: Top-level body keys whose value is the MessageGroupId (FIFO; for group selection).
     group_keys: tuple[str, ...] = ()
+    #: DeadLetterQueueSourceArn as SQS stamped it (the source when ListDeadLetterSourceQueues is denied)
+    source_arn: str = ""
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,16 @@ def release_messages(url: str, handles: Sequence[str], *, sqs: SQSClient) -> lis
         )
         failures += [f"{f.get('Code', '')}: {f.get('Message', '')}" for f in resp.get("Failed", [])]
     return failures
+
+
+def source_arns(queue: QueueRef, *, sqs: SQSClient, size: int = 10) -> tuple[str, ...]:
+    """The distinct ``DeadLetterQueueSourceArn`` of up to ``size`` messages (peeked, released).
+
+    The fall-back when ``ListDeadLetterSourceQueues`` is denied or not offered: SQS stamps that
+    attribute on every message it moves to a DLQ.
+    """
+    smp = sample_messages(queue, sqs=sqs, size=size, hold_seconds=30)
+    return tuple(dict.fromkeys(m.source_arn for m in smp.messages if m.source_arn))
 
 
 def sample_messages(
@@ -416,6 +428,7 @@ def sample_messages(
                 error=error,
                 group_id=a.get("MessageGroupId", ""),
                 source_queue=queue_name_from(src) if src else "",
+                source_arn=src,
                 attribute_names=tuple(sorted(m.get("MessageAttributes", {}))),
                 matches_filter=message_filter.matches(m["Body"]),
                 body=redact_body(m["Body"]),

@@ -6,10 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from opslib.aws.sqs.messages import MessageFilter, parse_filter
+from opslib.aws.sqs.messages import MessageFilter, parse_filter, source_arns
 from opslib.aws.sqs.move.model import REQUESTABLE_STRATEGIES, Strategy
-from opslib.aws.sqs.queues import QueueRef, dead_letter_sources, resolve_queue
-from opslib.core.errors import BadInputError
+from opslib.aws.sqs.queues import (
+    QueueRef,
+    dead_letter_sources,
+    resolve_queue,
+)
+from opslib.clients import (
+    OPTIONAL_READ_KINDS,
+    aws_error_code,
+    aws_error_kind,
+    optional_read_finding,
+)
+from opslib.core.errors import BadInputError, NotFoundError
+from opslib.core.findings import Finding, Severity
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -25,6 +36,10 @@ class RedriveTarget:
     sources: tuple[QueueRef, ...]
     destination: QueueRef | None  # None: each message goes back to the queue it came from
     message_filter: MessageFilter = field(default_factory=MessageFilter)
+    #: how the sources were found: "ListDeadLetterSourceQueues", "DeadLetterQueueSourceArn"
+    #: (the API was denied or unsupported: read from the messages), or "" (not found)
+    sources_from: str = "ListDeadLetterSourceQueues"
+    findings: tuple[Finding, ...] = ()  # what preflight saw on the way (a denied API, ...)
 
     @property
     def destination_label(self) -> str:
@@ -105,8 +120,8 @@ def preflight(
         filter_expression=filter_expression,
     )
     q = resolve_queue(dlq, sqs=sqs, parameter="dlq")
-    sources = dead_letter_sources(q, sqs=sqs)
-    if not sources:
+    sources, sources_from, found = find_sources(q, sqs=sqs, destination=destination)
+    if not sources and sources_from == "ListDeadLetterSourceQueues":
         raise BadInputError(
             f"dlq={q.name!r} is not a dead-letter queue: no queue names it as deadLetterTargetArn "
             "in its redrive policy. Give the DLQ (e.g. orders-dlq), not the main queue; to move "
@@ -131,4 +146,68 @@ def preflight(
                 "between FIFO and standard queues would lose or invent ordering. Pick a "
                 f"destination of the same type."
             )
-    return RedriveTarget(dlq=q, sources=sources, destination=dest, message_filter=message_filter)
+    return RedriveTarget(
+        dlq=q,
+        sources=sources,
+        destination=dest,
+        message_filter=message_filter,
+        sources_from=sources_from,
+        findings=found,
+    )
+
+
+def find_sources(
+    dlq: QueueRef, *, sqs: SQSClient, destination: str = ""
+) -> tuple[tuple[QueueRef, ...], str, tuple[Finding, ...]]:
+    """The DLQ's source queues: (sources, how they were found, findings).
+
+    ``ListDeadLetterSourceQueues`` first. When the endpoint denies it (a least-privilege role
+    without ``sqs:ListDeadLetterSourceQueues``), does not offer it (a local SQS
+    implementation: InvalidAction / UnknownOperation) or keeps throttling it, that is a finding,
+    and the sources are read from the messages' ``DeadLetterQueueSourceArn`` (a peek: received,
+    then released at once). When they still cannot be found and no ``destination`` is given,
+    the run is refused (BadInputError, exit 2) saying to pass ``destination=``.
+    """
+    api = "sqs:ListDeadLetterSourceQueues"
+    try:
+        return dead_letter_sources(dlq, sqs=sqs), "ListDeadLetterSourceQueues", ()
+    except Exception as exc:  # noqa: BLE001 - an optional read: denied/unsupported falls back
+        if aws_error_kind(exc) not in OPTIONAL_READ_KINDS:
+            raise
+        code = aws_error_code(exc) or type(exc).__name__
+        found = [optional_read_finding(exc, f"{api} {dlq.name}", source=f"sqs:{dlq.name}")]
+    arns = source_arns(dlq, sqs=sqs)
+    sources: list[QueueRef] = []
+    for arn in arns:
+        try:
+            sources.append(resolve_queue(arn, sqs=sqs, parameter="source queue"))
+        except NotFoundError as exc:
+            found.append(
+                Finding(
+                    Severity.WARNING,
+                    f"{dlq.name}: source queue {arn.rsplit(':', 1)[-1]} named by the messages was not found",
+                    f"sqs:{dlq.name}",
+                    str(exc)[:300],
+                    "Messages from it need destination=.",
+                )
+            )
+    if sources:
+        found.append(
+            Finding(
+                Severity.INFO,
+                f"{dlq.name}: source queue(s) {', '.join(s.name for s in sources)} taken from the "
+                "messages' DeadLetterQueueSourceArn",
+                f"sqs:{dlq.name}",
+                f"{api} answered {code}; {len(arns)} source ARN(s) in the messages peeked",
+                "Check them in the plan; pass destination= to choose the queue yourself.",
+            )
+        )
+        return tuple(sources), "DeadLetterQueueSourceArn", tuple(found)
+    if not destination.strip():
+        raise BadInputError(
+            f"dlq={dlq.name!r}: its source queue cannot be found: {api} answered {code} (denied "
+            "or not offered by this endpoint) and no message peeked carries "
+            "DeadLetterQueueSourceArn. Pass destination=<queue name, URL or ARN> to say where "
+            f"the messages go (or grant {api}). Nothing was moved."
+        )
+    return (), "", tuple(found)

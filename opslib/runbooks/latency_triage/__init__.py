@@ -16,13 +16,26 @@ Ranking: by severity first; among equally severe findings, causes before symptom
 sessions, then pods, ECS tasks, database and cache load, and the ALB latency itself last),
 because the on-call engineer needs the thing to act on, not the alarm they already know.
 
-Modules: :mod:`.inputs` (validation, connections), :mod:`.signals` (the checks),
-:mod:`.remediation` (verdict, plan, executor, re-check), :mod:`.thresholds`.
+A breach is sustained, as CloudWatch evaluates the alarm (``alarm_minutes`` consecutive
+periods above the threshold); shorter runs are reported as spikes. A plain load spike makes the
+verdict propose the procedure's +2 with the exact parameters to run again (``scale_out_by``
+itself stays 0 by default: nothing scales unless asked).
+
+Modules: :mod:`.inputs` (validation, connections), :mod:`.alarm` (sustained runs and windowed
+error rates), :mod:`.picture` (the latency picture), :mod:`.signals` (the other checks; max_connections from
+:mod:`opslib.aws.rds_params`), :mod:`.remediation` (verdict, plan, executor, re-check),
+:mod:`.thresholds`.
 """
 
 from __future__ import annotations
 
 from opslib.runbooks.latency_triage.inputs import Connections, TriageInputs, connect, inputs
+from opslib.runbooks.latency_triage.picture import (
+    LatencyPicture,
+    latency_picture,
+    rerun_command,
+    rerun_parameters,
+)
 from opslib.runbooks.latency_triage.remediation import (
     ACTIONS,
     Recheck,
@@ -37,16 +50,15 @@ from opslib.runbooks.latency_triage.remediation import (
 from opslib.runbooks.latency_triage.signals import (
     CacheCheck,
     DatabaseCheck,
-    LatencyPicture,
     Metrics,
     ServiceCheck,
     cache,
     database,
     fetch_metrics,
-    latency_picture,
     metric_queries,
     service_health,
 )
+from opslib.runbooks.latency_triage.summary import TriageRecord, summary
 
 RUNBOOK = "latency-triage"
 
@@ -61,6 +73,7 @@ __all__ = [
     "Recheck",
     "ServiceCheck",
     "TriageInputs",
+    "TriageRecord",
     "Verdict",
     "blocker_selection",
     "cache",
@@ -73,7 +86,10 @@ __all__ = [
     "metric_queries",
     "plan_remediation",
     "recheck_blocking",
+    "rerun_command",
+    "rerun_parameters",
     "service_health",
+    "summary",
     "terminated_pids",
     "verdict",
 ]

@@ -31,6 +31,8 @@ class TriageInputs:
     max_terminations: int = 1
     scale_out_by: int = 0
     region: str = ""
+    alarm_minutes: int = 5
+    min_requests: int = 100
     period: int = 60
     end: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.UTC))
 
@@ -60,6 +62,8 @@ def inputs(
     max_terminations: int = 1,
     scale_out_by: int = 0,
     region: str = "",
+    alarm_minutes: int = 5,
+    min_requests: int = 100,
 ) -> TriageInputs:
     """Validate the runbook parameters before anything is read or changed (BadInputError)."""
 
@@ -81,6 +85,12 @@ def inputs(
         problems.append(
             f"scale_out_by={scale_out_by}: use 0 (no scaling) or a positive number of tasks/replicas"
         )
+    if not 1 <= int(alarm_minutes) <= int(window_minutes):
+        problems.append(
+            f"alarm_minutes={alarm_minutes}: use 1..window_minutes (the alarm: 5 consecutive minutes)"
+        )
+    if int(min_requests) < 0:
+        problems.append(f"min_requests={min_requests}: use 0 or more requests per window")
     if bool(ecs_cluster) != bool(ecs_service):
         problems.append(
             "ecs_cluster and ecs_service go together: give both, or neither to skip ECS"
@@ -111,6 +121,8 @@ def inputs(
         max_terminations=int(max_terminations),
         scale_out_by=int(scale_out_by),
         region=region.strip(),
+        alarm_minutes=int(alarm_minutes),
+        min_requests=int(min_requests),
     )
 
 
@@ -120,6 +132,7 @@ class Connections:
 
     cloudwatch: Any = None
     ecs: Any = None
+    rds: Any = None  # for max_connections from the parameter group when no pg_dsn is given
     k8s: Any = None
     pg: Any = None
     findings: tuple[Finding, ...] = ()
@@ -140,6 +153,8 @@ def connect(inp: TriageInputs, *, runbook: str = "latency-triage") -> Connection
             out["cloudwatch"] = clients.aws_client("cloudwatch", session=session, region=inp.region)
             if inp.ecs_service:
                 out["ecs"] = clients.aws_client("ecs", session=session, region=inp.region)
+            if inp.db_cluster and not inp.pg_dsn:
+                out["rds"] = clients.aws_client("rds", session=session, region=inp.region)
         except OpslibError as exc:
             found.append(error_finding("aws", exc))
     if inp.k8s_namespace:

@@ -35,6 +35,11 @@ class Verdict:
 
         return to_frame(self.findings)
 
+    @property
+    def rerun(self) -> dict[str, Any]:
+        """The parameters to run again with for a load spike (scale_out_by=2), or {} when none."""
+        return next((dict(f.data["rerun"]) for f in self.findings if f.data.get("rerun")), {})
+
     def summary(self) -> list[dict[str, str]]:
         """[{severity, title}] for the evidence record."""
         return [{"severity": f.severity.value, "title": f.title} for f in self.findings]

@@ -9,20 +9,26 @@ from typing import Any
 
 from opslib.aws import ecs as ecs_mod
 from opslib.aws.cloudwatch import MetricQuery, MetricSeries, get_metrics
+from opslib.aws.rds_params import MaxConnections, from_parameter_group
 from opslib.core.findings import Finding, Severity, error_finding, skipped_finding
 from opslib.k8s import events as ev_mod
 from opslib.k8s import workloads
 from opslib.k8s.workloads import restarting
 from opslib.pg import activity as act
+from opslib.runbooks.latency_triage.alarm import datapoints_to_alarm
 from opslib.runbooks.latency_triage.inputs import TriageInputs
 from opslib.runbooks.latency_triage.thresholds import (
-    ALARM_MINUTES,
+    CACHE_HIT_RATE_WARN_PCT,
     CPU_CRIT_PCT,
     CPU_WARN_PCT,
-    ERROR_RATE_CRIT_PCT,
-    ERROR_RATE_WARN_PCT,
+    DB_CONN_CRIT_PCT,
+    DB_CONN_WARN_PCT,
+    ECS_CPU_ALERT_PCT,
+    ECS_CPU_CRIT_PCT,
+    ECS_CPU_WARN_PCT,
+    ECS_MEM_CRIT_PCT,
+    ECS_MEM_WARN_PCT,
     EVICTIONS_PER_MIN_WARN,
-    P99_CRITICAL_MS,
     cause_first,
 )
 
@@ -41,7 +47,10 @@ _CACHE_METRICS = (
     ("cpu", "CPUUtilization", "Average"),
     ("engine_cpu", "EngineCPUUtilization", "Average"),
     ("conns", "CurrConnections", "Average"),
+    ("hits", "CacheHits", "Sum"),
+    ("misses", "CacheMisses", "Sum"),
 )
+_ECS_METRICS = (("cpu", "CPUUtilization"), ("mem", "MemoryUtilization"))
 
 
 def metric_queries(inp: TriageInputs) -> list[MetricQuery]:
@@ -51,7 +60,7 @@ def metric_queries(inp: TriageInputs) -> list[MetricQuery]:
     if inp.load_balancer:
         lb = {"LoadBalancer": inp.load_balancer}
         ns = "AWS/ApplicationELB"
-        for stat in ("p50", "p90", "p99"):
+        for stat in ("p50", "p90", "p95", "p99"):
             qs.append(
                 MetricQuery(
                     f"alb_{stat}",
@@ -65,6 +74,11 @@ def metric_queries(inp: TriageInputs) -> list[MetricQuery]:
             )
         qs.append(MetricQuery("alb_requests", ns, "RequestCount", lb, "Sum", p))
         qs.append(MetricQuery("alb_5xx", ns, "HTTPCode_Target_5XX_Count", lb, "Sum", p))
+        qs.append(MetricQuery("alb_elb_5xx", ns, "HTTPCode_ELB_5XX_Count", lb, "Sum", p))
+    if inp.ecs_service:
+        dims = {"ClusterName": inp.ecs_cluster, "ServiceName": inp.ecs_service}
+        for mid, metric in _ECS_METRICS:
+            qs.append(MetricQuery(f"ecs_{mid}", "AWS/ECS", metric, dims, "Average", p))
     if inp.db_cluster:
         for key, dim in _RDS_DIMS:  # Aurora cluster or RDS instance: ask both, use what has data
             for mid, metric, stat in _RDS_METRICS:
@@ -133,7 +147,8 @@ def fetch_metrics(inp: TriageInputs, *, cloudwatch) -> Metrics:
         )
 
 
-def _col(metrics: Metrics, qid: str):
+def col(metrics: Metrics, qid: str):
+    """One query's column (an empty Series when it was not fetched)."""
     import pandas as pd
 
     if metrics.series is None or qid not in metrics.series.frame:
@@ -141,7 +156,8 @@ def _col(metrics: Metrics, qid: str):
     return metrics.series.frame[qid]
 
 
-def _no_data(source: str, what: str, metrics: Metrics, qid: str, name: str) -> Finding:
+def no_data(source: str, what: str, metrics: Metrics, qid: str, name: str) -> Finding:
+    """An INFO finding for a series with no datapoints, with the query's status."""
     note = metrics.series.note(qid) if metrics.series is not None else ""
     return Finding(
         Severity.INFO,
@@ -149,149 +165,6 @@ def _no_data(source: str, what: str, metrics: Metrics, qid: str, name: str) -> F
         source,
         note,
         f"Check the {source} identifier, the region, and that the metric is published.",
-    )
-
-
-# --- 1. latency picture ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LatencyPicture:
-    """ALB latency and errors over the window, with the periods above the threshold."""
-
-    load_balancer: str
-    threshold_ms: float
-    frame: Any  # DataFrame: p50_ms, p90_ms, p99_ms, requests, errors_5xx, error_rate_pct
-    p99_ms: float | None  # peak in the window
-    breach_minutes: int
-    longest_breach_minutes: int
-    breaches: tuple[tuple[str, str], ...]  # (start, end) ISO of each run of breaching periods
-    p99_stat: str  # "p99" or "Maximum" when the endpoint rejected percentiles
-    findings: tuple[Finding, ...] = ()
-    skipped: bool = False
-
-
-def latency_picture(inp: TriageInputs, metrics: Metrics) -> LatencyPicture:
-    """p50/p90/p99 in ms, 5xx rate, breach minutes; findings with the procedures' next actions."""
-    import pandas as pd
-
-    if not inp.load_balancer:
-        return LatencyPicture(
-            "",
-            inp.threshold_ms,
-            pd.DataFrame(),
-            None,
-            0,
-            0,
-            (),
-            "",
-            (skipped_finding("alb", "load_balancer"),),
-            skipped=True,
-        )
-    if metrics.series is None:
-        return LatencyPicture(
-            inp.load_balancer,
-            inp.threshold_ms,
-            pd.DataFrame(),
-            None,
-            0,
-            0,
-            (),
-            "",
-            metrics.findings,
-        )
-    frame = pd.DataFrame(
-        {
-            "p50_ms": _col(metrics, "alb_p50") * 1000,
-            "p90_ms": _col(metrics, "alb_p90") * 1000,
-            "p99_ms": _col(metrics, "alb_p99") * 1000,
-            "requests": _col(metrics, "alb_requests"),
-            "errors_5xx": _col(metrics, "alb_5xx"),
-        }
-    )
-    req = frame["requests"].where(frame["requests"] > 0)
-    frame["error_rate_pct"] = (frame["errors_5xx"].fillna(0) / req * 100).round(2)
-    frame = frame.dropna(how="all", subset=["p50_ms", "p90_ms", "p99_ms", "requests", "errors_5xx"])
-    p99_stat = metrics.series.stats.get("alb_p99", "p99")
-    found: list[Finding] = []
-    p99 = frame["p99_ms"].dropna()
-    step = inp.period / 60
-    breaching = p99 > inp.threshold_ms
-    runs: list[tuple[Any, Any]] = []
-    run_start = prev = None
-    for ts, hot in breaching.items():
-        if hot and run_start is None:
-            run_start = ts
-        if not hot and run_start is not None:
-            runs.append((run_start, prev))
-            run_start = None
-        prev = ts
-    if run_start is not None:
-        runs.append((run_start, prev))
-    longest = max((int(breaching.loc[a:b].sum()) for a, b in runs), default=0)
-    breach_minutes = int(breaching.sum() * step)
-    peak = float(p99.max()) if len(p99) else None
-    measured = (
-        "p99" if p99_stat == "p99" else f"{p99_stat} (endpoint rejected p99; an upper bound of p99)"
-    )
-    if peak is None:
-        found.append(
-            _no_data("alb", f"ALB {inp.load_balancer}", metrics, "alb_p99", "TargetResponseTime")
-        )
-    elif breach_minutes:
-        sev = Severity.CRITICAL if peak >= P99_CRITICAL_MS else Severity.WARNING
-        found.append(
-            Finding(
-                sev,
-                f"ALB p99 peaked at {peak:.0f} ms, above {inp.threshold_ms:.0f} ms for {breach_minutes} min",
-                "alb",
-                f"{measured}; longest run {int(longest * step)} min (alarm: {ALARM_MINUTES} min); "
-                f"{len(runs)} breach period(s), last from {runs[-1][0]:%H:%M} to {runs[-1][1]:%H:%M} UTC",
-                "Find the cause below (blocking sessions, restarting tasks/pods, DB CPU, cache evictions); "
-                "for a plain load spike scale the ECS service desired count +2 (scale_out_by=2).",
-                {"p99_ms": peak, "breach_minutes": breach_minutes},
-            )
-        )
-    else:
-        found.append(
-            Finding(
-                Severity.OK,
-                f"ALB p99 peaked at {peak:.0f} ms, under {inp.threshold_ms:.0f} ms",
-                "alb",
-                measured,
-            )
-        )
-    if not metrics.has("alb_requests"):
-        found.append(
-            _no_data("alb", f"ALB {inp.load_balancer}", metrics, "alb_requests", "RequestCount")
-        )
-    else:
-        rate = frame["error_rate_pct"].dropna()
-        peak_rate = float(rate.max()) if len(rate) else 0.0
-        total_err = float(frame["errors_5xx"].fillna(0).sum())
-        total_req = float(frame["requests"].fillna(0).sum())
-        if peak_rate >= ERROR_RATE_WARN_PCT:
-            sev = Severity.CRITICAL if peak_rate >= ERROR_RATE_CRIT_PCT else Severity.WARNING
-            found.append(
-                Finding(
-                    sev,
-                    f"ALB 5xx rate peaked at {peak_rate:.1f}%",
-                    "alb",
-                    f"{total_err:.0f} target 5xx of {total_req:.0f} requests in the window",
-                    "Check the application logs in CloudWatch; roll back the deployment if a change is recent.",
-                    {"peak_error_rate_pct": peak_rate},
-                )
-            )
-    return LatencyPicture(
-        load_balancer=inp.load_balancer,
-        threshold_ms=inp.threshold_ms,
-        frame=frame,
-        p99_ms=peak,
-        breach_minutes=breach_minutes,
-        longest_breach_minutes=int(longest * step),
-        breaches=tuple((a.isoformat(), b.isoformat()) for a, b in runs),
-        p99_stat=p99_stat,
-        findings=tuple(found),
     )
 
 
@@ -307,6 +180,7 @@ class ServiceCheck:
     events: tuple = ()  # opslib.k8s.events.K8sEvent
     deployments: tuple = ()  # opslib.k8s.workloads.DeploymentInfo
     findings: tuple[Finding, ...] = ()
+    utilisation: Any = None  # DataFrame: ECS service cpu_pct, memory_pct (CloudWatch AWS/ECS)
 
     @property
     def restarting_pods(self) -> list[str]:
@@ -314,8 +188,80 @@ class ServiceCheck:
         return restarting(self.pods)
 
 
-def service_health(inp: TriageInputs, *, ecs=None, k8s=None) -> ServiceCheck:
-    """ECS running vs desired and stopped tasks; Kubernetes pods and Warning events."""
+def recent(series, inp: TriageInputs) -> float | None:
+    """Mean of the last ``alarm_minutes`` of a series: a sustained level, not one period's peak."""
+    s = series.dropna()
+    if not len(s):
+        return None
+    return float(s.tail(datapoints_to_alarm(inp.alarm_minutes, inp.period)).mean())
+
+
+def _level(value: float, warn: float, crit: float) -> Severity:
+    if value >= crit:
+        return Severity.CRITICAL
+    return Severity.WARNING if value >= warn else Severity.OK
+
+
+def ecs_utilisation(inp: TriageInputs, metrics: Metrics | None) -> tuple[Any, list[Finding]]:
+    """ECS service CPU and memory (AWS/ECS, per service) over the last ``alarm_minutes``.
+
+    CPU: warning at 70 %, the teams' "task CPU > 80%" alert named, critical at 90 %; memory:
+    warning at 75 %, critical at 90 % (an OOM kill is near).
+    """
+    import pandas as pd
+
+    if metrics is None or metrics.series is None or not inp.ecs_service:
+        return pd.DataFrame(), []
+    frame = pd.DataFrame(
+        {"cpu_pct": col(metrics, "ecs_cpu"), "memory_pct": col(metrics, "ecs_mem")}
+    ).round(1)
+    name = f"ECS {inp.ecs_cluster}/{inp.ecs_service}"
+    out: list[Finding] = []
+    for column, what, qid, warn, crit, action in (
+        (
+            "cpu_pct",
+            "CPU",
+            "ecs_cpu",
+            ECS_CPU_WARN_PCT,
+            ECS_CPU_CRIT_PCT,
+            "Scale out the service (scale_out_by) or raise the task CPU allocation; check for a hot loop "
+            "in the application.",
+        ),
+        (
+            "memory_pct",
+            "memory",
+            "ecs_mem",
+            ECS_MEM_WARN_PCT,
+            ECS_MEM_CRIT_PCT,
+            "Raise the task memory or find the leak: tasks near their limit are OOM-killed.",
+        ),
+    ):
+        level = recent(frame[column], inp)
+        if level is None:
+            out.append(no_data("ecs", name, metrics, qid, f"{what} utilization"))
+            continue
+        sev = _level(level, warn, crit)
+        peak = float(frame[column].max())
+        alert = ""
+        if column == "cpu_pct" and level > ECS_CPU_ALERT_PCT:
+            alert = f"; above the {ECS_CPU_ALERT_PCT:.0f}% task CPU alert"
+        out.append(
+            Finding(
+                sev,
+                f"{name}: {what} at {level:.0f}% (last {inp.alarm_minutes} min)",
+                "ecs",
+                f"peak {peak:.0f}%; thresholds {warn:.0f}/{crit:.0f}%{alert}",
+                action if sev is not Severity.OK else "",
+                {column: round(level, 1)},
+            )
+        )
+    return frame, out
+
+
+def service_health(
+    inp: TriageInputs, *, ecs=None, k8s=None, metrics: Metrics | None = None
+) -> ServiceCheck:
+    """ECS running vs desired, stopped tasks, CPU and memory; Kubernetes pods and Warning events."""
 
     found: list[Finding] = []
     health = None
@@ -352,7 +298,11 @@ def service_health(inp: TriageInputs, *, ecs=None, k8s=None) -> ServiceCheck:
             )
         except Exception as exc:  # noqa: BLE001 - becomes a finding; the other sources go on
             found.append(error_finding("k8s", exc))
-    return ServiceCheck(health, pods, events, deps, tuple(sorted(found, key=cause_first)))
+    util, util_findings = ecs_utilisation(inp, metrics)
+    found += util_findings
+    return ServiceCheck(
+        health, pods, events, deps, tuple(sorted(found, key=cause_first)), utilisation=util
+    )
 
 
 # --- 3. database -----------------------------------------------------------------------------
@@ -366,14 +316,52 @@ class DatabaseCheck:
     dimension: str  # DBClusterIdentifier or DBInstanceIdentifier (whichever had data)
     activity: Any = None  # opslib.pg.activity.Activity
     findings: tuple[Finding, ...] = ()
+    max_connections: MaxConnections | None = None
+    connections_pct: float | None = None  # peak DatabaseConnections / max_connections
 
     @property
     def blocking_pids(self) -> list[int]:
         return list(self.activity.root_blockers) if self.activity is not None else []
 
 
-def database(inp: TriageInputs, metrics: Metrics, *, conn=None) -> DatabaseCheck:
-    """CPU, connections and latency from CloudWatch; sessions, locks and statements from PostgreSQL."""
+def connections_finding(
+    inp: TriageInputs, frame, ceiling: MaxConnections
+) -> tuple[float | None, Finding | None]:
+    """Peak CloudWatch DatabaseConnections against max_connections: warning 80 %, critical 95 %."""
+    if "connections" not in frame or not frame["connections"].notna().any():
+        return None, None
+    peak = float(frame["connections"].max())
+    name = f"Aurora/RDS {inp.db_cluster}"
+    if ceiling.value is None:
+        return None, Finding(
+            Severity.WARNING if ceiling.error_kind else Severity.INFO,
+            f"{name}: {peak:.0f} connections at peak; max_connections not known",
+            "rds",
+            ceiling.note,
+            "Give pg_dsn (SHOW max_connections), or grant rds:DescribeDBInstances and "
+            "rds:DescribeDBParameters, to compare connections with the ceiling.",
+        )
+    pct = round(100.0 * peak / ceiling.value, 1) if ceiling.value else None
+    if pct is None:
+        return None, None
+    sev = _level(pct, DB_CONN_WARN_PCT, DB_CONN_CRIT_PCT)
+    return pct, Finding(
+        sev,
+        f"{name}: connections at {pct:.0f}% of max_connections ({peak:.0f} of {ceiling.value})",
+        "rds",
+        f"peak DatabaseConnections over the window; max_connections from {ceiling.source}; "
+        f"thresholds {DB_CONN_WARN_PCT:.0f}/{DB_CONN_CRIT_PCT:.0f}%",
+        "Near the ceiling new connections fail: find the idle and idle-in-transaction sessions "
+        "(PostgreSQL section), check the application's pool size, add a pooler (RDS Proxy)."
+        if sev is not Severity.OK
+        else "",
+        {"connections": peak, "max_connections": ceiling.value, "connections_pct": pct},
+    )
+
+
+def database(inp: TriageInputs, metrics: Metrics, *, conn=None, rds=None) -> DatabaseCheck:
+    """CPU, connections (against max_connections) and latency from CloudWatch; sessions, locks
+    and statements from PostgreSQL."""
     import pandas as pd
 
     found: list[Finding] = []
@@ -387,7 +375,7 @@ def database(inp: TriageInputs, metrics: Metrics, *, conn=None) -> DatabaseCheck
         key = next((k for k, _ in _RDS_DIMS if metrics.has(f"rds_{k}_cpu")), "")
         if not key:
             found.append(
-                _no_data(
+                no_data(
                     "rds", f"Aurora/RDS {inp.db_cluster}", metrics, "rds_c_cpu", "CPUUtilization"
                 )
             )
@@ -395,10 +383,10 @@ def database(inp: TriageInputs, metrics: Metrics, *, conn=None) -> DatabaseCheck
             dimension = dict(_RDS_DIMS)[key]
             frame = pd.DataFrame(
                 {
-                    "cpu_pct": _col(metrics, f"rds_{key}_cpu"),
-                    "connections": _col(metrics, f"rds_{key}_conns"),
-                    "read_latency_ms": _col(metrics, f"rds_{key}_read") * 1000,
-                    "write_latency_ms": _col(metrics, f"rds_{key}_write") * 1000,
+                    "cpu_pct": col(metrics, f"rds_{key}_cpu"),
+                    "connections": col(metrics, f"rds_{key}_conns"),
+                    "read_latency_ms": col(metrics, f"rds_{key}_read") * 1000,
+                    "write_latency_ms": col(metrics, f"rds_{key}_write") * 1000,
                 }
             ).round(2)
             cpu = frame["cpu_pct"].dropna()
@@ -446,7 +434,26 @@ def database(inp: TriageInputs, metrics: Metrics, *, conn=None) -> DatabaseCheck
             found += act.findings(activity)
         except Exception as exc:  # noqa: BLE001 - becomes a finding; the other sources go on
             found.append(error_finding("postgres", exc))
-    return DatabaseCheck(frame, dimension, activity, tuple(sorted(found, key=cause_first)))
+    ceiling = None
+    pct = None
+    if len(frame) and frame["connections"].notna().any():
+        if activity is not None:
+            ceiling = MaxConnections(activity.max_connections, "SHOW max_connections")
+        elif rds is not None:
+            ceiling = from_parameter_group(inp.db_cluster, rds=rds)
+        else:
+            ceiling = MaxConnections(None, "", "no PostgreSQL session and no RDS client")
+        pct, f = connections_finding(inp, frame, ceiling)
+        if f is not None:
+            found.append(f)
+    return DatabaseCheck(
+        frame,
+        dimension,
+        activity,
+        tuple(sorted(found, key=cause_first)),
+        max_connections=ceiling,
+        connections_pct=pct,
+    )
 
 
 # --- 4. cache --------------------------------------------------------------------------------
@@ -457,8 +464,9 @@ class CacheCheck:
     """ElastiCache evictions, CPU and connections."""
 
     cache_cluster: str
-    frame: Any  # DataFrame: evictions, cpu_pct, engine_cpu_pct, connections
+    frame: Any  # DataFrame: evictions, cpu_pct, engine_cpu_pct, connections, hits, misses, hit_rate_pct
     findings: tuple[Finding, ...] = ()
+    hit_rate_pct: float | None = None  # the last period's
 
 
 def cache(inp: TriageInputs, metrics: Metrics) -> CacheCheck:
@@ -471,17 +479,21 @@ def cache(inp: TriageInputs, metrics: Metrics) -> CacheCheck:
         return CacheCheck(inp.cache_cluster, pd.DataFrame(), metrics.findings)
     frame = pd.DataFrame(
         {
-            "evictions": _col(metrics, "cache_evictions"),
-            "cpu_pct": _col(metrics, "cache_cpu"),
-            "engine_cpu_pct": _col(metrics, "cache_engine_cpu"),
-            "connections": _col(metrics, "cache_conns"),
+            "evictions": col(metrics, "cache_evictions"),
+            "cpu_pct": col(metrics, "cache_cpu"),
+            "engine_cpu_pct": col(metrics, "cache_engine_cpu"),
+            "connections": col(metrics, "cache_conns"),
+            "hits": col(metrics, "cache_hits"),
+            "misses": col(metrics, "cache_misses"),
         }
     ).round(2)
+    looked = frame["hits"].fillna(0) + frame["misses"].fillna(0)
+    frame["hit_rate_pct"] = (frame["hits"].fillna(0) / looked.where(looked > 0) * 100).round(1)
     found: list[Finding] = []
     name = f"ElastiCache {inp.cache_cluster}"
     ev = frame["evictions"].dropna()
     if not len(ev):
-        found.append(_no_data("cache", name, metrics, "cache_evictions", "Evictions"))
+        found.append(no_data("cache", name, metrics, "cache_evictions", "Evictions"))
     else:
         per_min = float(ev.tail(5).mean()) * 60 / inp.period
         if per_min >= EVICTIONS_PER_MIN_WARN:
@@ -512,4 +524,33 @@ def cache(inp: TriageInputs, metrics: Metrics) -> CacheCheck:
                 "Upscale the Redis node type; look for hot keys or expensive commands.",
             )
         )
-    return CacheCheck(inp.cache_cluster, frame, tuple(found))
+    found.append(_hit_rate(inp, frame, metrics, name))
+    hr = frame["hit_rate_pct"].dropna()
+    return CacheCheck(
+        inp.cache_cluster, frame, tuple(found), float(hr.iloc[-1]) if len(hr) else None
+    )
+
+
+def _hit_rate(inp: TriageInputs, frame, metrics: Metrics, name: str) -> Finding:
+    """CacheHits / (CacheHits + CacheMisses) over the last ``alarm_minutes``; below 70 % warns."""
+    n = datapoints_to_alarm(inp.alarm_minutes, inp.period)
+    hits = frame["hits"].dropna().tail(n).sum()
+    misses = frame["misses"].dropna().tail(n).sum()
+    if hits + misses <= 0:
+        return no_data("cache", name, metrics, "cache_hits", "CacheHits/CacheMisses")
+    rate = 100.0 * hits / (hits + misses)
+    if rate < CACHE_HIT_RATE_WARN_PCT:
+        return Finding(
+            Severity.WARNING,
+            f"{name}: cache hit rate {rate:.0f}% (last {inp.alarm_minutes} min)",
+            "cache",
+            f"{hits:.0f} hits, {misses:.0f} misses; alert below {CACHE_HIT_RATE_WARN_PCT:.0f}%",
+            "Review the cache key TTLs; if the working set no longer fits, increase the Redis memory.",
+            {"hit_rate_pct": round(rate, 1)},
+        )
+    return Finding(
+        Severity.OK,
+        f"{name}: cache hit rate {rate:.0f}%",
+        "cache",
+        f"{hits:.0f} hits, {misses:.0f} misses",
+    )

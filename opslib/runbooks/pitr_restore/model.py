@@ -34,6 +34,14 @@ class Engine(StrEnum):
     POSTGRES = "postgres"
 
 
+class SourceKind(StrEnum):
+    """What a restore starts from; an engine is registered per (Engine, SourceKind)."""
+
+    POINT_IN_TIME = "point_in_time"  # continuous backups / base backup + WAL, at restore_time
+    SNAPSHOT = "snapshot"  # an RDS/Aurora snapshot (from_snapshot)
+    BACKUP = "backup"  # a DynamoDB on-demand backup (from_backup)
+
+
 class RestoreStatus(StrEnum):
     """Where a run ended."""
 
@@ -84,6 +92,30 @@ class RestoreRequest:
     cutover_secret: str = ""
     requested_at: _dt.datetime = field(default_factory=lambda: _dt.datetime.now(_dt.UTC))
     poll_seconds: float = 15.0
+    from_snapshot: str = ""
+    from_backup: str = ""
+    target_region: str = ""
+    target_az: str = ""
+    rto_minutes: float = 0.0
+    rpo_minutes: float = 0.0
+    min_retention_days: int = 35
+    route53_record: str = ""  # "zone_id/name" (validated), "" = no DNS change
+
+    @property
+    def route53_zone(self) -> str:
+        return self.route53_record.split("/", 1)[0] if self.route53_record else ""
+
+    @property
+    def route53_name(self) -> str:
+        return self.route53_record.split("/", 1)[1] if self.route53_record else ""
+
+    @property
+    def source_kind(self) -> SourceKind:
+        if self.from_snapshot:
+            return SourceKind.SNAPSHOT
+        if self.from_backup:
+            return SourceKind.BACKUP
+        return SourceKind.POINT_IN_TIME
 
     @property
     def timeout_s(self) -> float:
@@ -98,6 +130,8 @@ class RestoreClients:
     dynamodb: DynamoDBClient | None = None
     secretsmanager: SecretsManagerClient | None = None
     source_conn: psycopg.Connection | None = None  # postgres: read-only, validation only
+    rds_source: RDSClient | None = None  # a snapshot copied to another region: its home region
+    route53: Any = None  # a boto3 route53 client, only with route53_record
 
 
 class RestoreSource(Protocol):
@@ -129,6 +163,7 @@ class Preflight:
     # resolved (UTC); None only for postgres "latest" without an archive time
     restore_time: _dt.datetime | None
     checks: tuple[Check, ...]
+    rpo: RpoCheck | None = None  # set by the flow's preflight (every engine)
 
     @property
     def engine(self) -> Engine:
@@ -144,11 +179,15 @@ class Preflight:
         import pandas as pd
 
         rows = [
-            ("earliest restorable", iso(self.earliest)),
-            ("restore to", iso(self.restore_time) if self.restore_time else "latest"),
-            ("latest restorable", iso(self.latest)),
+            ("earliest restorable", iso(self.earliest), epoch(self.earliest)),
+            (
+                "restore to",
+                iso(self.restore_time) if self.restore_time else "latest",
+                epoch(self.restore_time),
+            ),
+            ("latest restorable", iso(self.latest), epoch(self.latest)),
         ]
-        return pd.DataFrame(rows, columns=["point", "UTC"])
+        return pd.DataFrame(rows, columns=["point", "UTC", "epoch seconds"])
 
     def settings_frame(self) -> pd.DataFrame:
         """What a bare restore drops and how this plan carries it (Aurora/RDS/DynamoDB)."""
@@ -197,6 +236,7 @@ class StepOutcome:
     status: StepStatus
     plan_hash: str = ""
     apply_result: ApplyResult | None = None
+    detail: str = ""  # what was (not) done and, when not applied, which parameter approves it
 
     @property
     def applied(self) -> bool:
@@ -207,8 +247,47 @@ class StepOutcome:
         import pandas as pd
 
         if self.apply_result is None:
-            return pd.DataFrame([{"status": self.status.value}])
+            return pd.DataFrame([{"status": self.status.value, "detail": self.detail}])
         return self.apply_result.to_frame()
+
+
+@dataclass(frozen=True)
+class RtoCheck:
+    """The measured time to restore (approval -> validated target) against ``rto_minutes``."""
+
+    rto_minutes: float
+    measured_seconds: float | None
+    met: bool | None  # None: no RTO given (0) or nothing restored/validated
+
+    @property
+    def verdict(self) -> str:
+        if not self.rto_minutes:
+            return "no RTO given"
+        if self.met is None:
+            return f"RTO {self.rto_minutes:g} min: not measured (nothing validated)"
+        took = f"{(self.measured_seconds or 0) / 60:.1f} min"
+        return f"RTO {self.rto_minutes:g} min {'met' if self.met else 'MISSED'}: restored in {took}"
+
+
+@dataclass(frozen=True)
+class RpoCheck:
+    """The lag of the latest restorable time (how much data a restore now loses) against ``rpo_minutes``."""
+
+    rpo_minutes: float
+    lag_seconds: float | None  # now - latest restorable; None when the engine cannot tell
+    met: bool | None  # None: no RPO given (0) or the lag is unknown
+
+    @property
+    def verdict(self) -> str:
+        if not self.rpo_minutes:
+            return "no RPO given"
+        if self.lag_seconds is None:
+            return f"RPO {self.rpo_minutes:g} min: not checked (latest restorable time unknown)"
+        lag = f"{self.lag_seconds / 60:.1f} min"
+        return (
+            f"RPO {self.rpo_minutes:g} min {'met' if self.met else 'MISSED'}: "
+            f"the latest restorable time is {lag} old"
+        )
 
 
 @dataclass(frozen=True)
@@ -277,6 +356,14 @@ def iso(t: _dt.datetime | None) -> str:
     if t is None:
         return "(unknown)"
     return t.astimezone(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def epoch(t: _dt.datetime | None) -> str:
+    """Unix epoch seconds (what ``aws dynamodb ... --restore-date-time`` takes), "" when unknown."""
+    if t is None:
+        return ""
+    ts = t.timestamp()
+    return f"{ts:.0f}" if ts == int(ts) else f"{ts:.3f}"
 
 
 def iso_precise(t: _dt.datetime | None) -> str:

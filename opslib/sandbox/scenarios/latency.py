@@ -4,9 +4,13 @@ What it seeds (the high-latency alarm procedure, with the quick health check and
 checks beside it):
 
 - CloudWatch: an ALB whose p99 climbs past 500 ms over the last ~25 minutes with a 5xx bump
-  (TargetResponseTime as Values+Counts, so endpoints that compute percentiles can; the local
-  server falls back to Maximum, which carries the same tail), Aurora CPU at ~92 % with
-  connections and read/write latency, and Redis evictions (AWS/ElastiCache);
+  from the targets and a smaller one from the load balancer itself (HTTPCode_ELB_5XX_Count),
+  on 40 % more requests than before (a load spike), one isolated 1-minute p99 spike 40 minutes
+  ago (TargetResponseTime as Values+Counts, so endpoints that compute percentiles can; the
+  local server falls back to Maximum, which carries the same tail), Aurora CPU at ~92 % with
+  connections at ~86 % of the sandbox PostgreSQL's max_connections and read/write latency,
+  Redis evictions and a ~62 % cache hit rate (AWS/ElastiCache), and the ECS service's CPU
+  at ~85 % and memory at ~93 % (AWS/ECS);
 - ECS: cluster ``fintech-cluster``, service ``fintech-api-service`` running 0 of 4 desired tasks,
   with recently stopped tasks whose stopReason is an out-of-memory kill;
 - Kubernetes (namespace ``fintech-banking``): deployment ``auth-service`` whose pods restart
@@ -58,6 +62,8 @@ IMAGE_ID = "docker-pullable://fintech/auth-service@sha256:" + "9f2c" * 16
 
 WINDOW_MIN = 60
 BREACH_START_MIN = 25  # the p99 starts climbing this many minutes ago
+SPIKE_MIN = 40  # one isolated breaching minute this many minutes ago: a spike, not the alarm
+DB_CONNECTIONS_SHARE = 0.86  # DatabaseConnections as a share of max_connections
 ALB_REUSE_MINUTES = 15  # a reseed within this keeps the previous ALB series (see seed_metrics)
 
 
@@ -80,10 +86,14 @@ def _alb_data(lb: str, minutes: list[dt.datetime]) -> list[dict[str, Any]]:
             ramp = (BREACH_START_MIN - ago + 1) / BREACH_START_MIN  # 0..1 as it gets worse
             tail = 0.45 + 0.95 * ramp  # seconds: crosses 0.5 s a few minutes in, ends ~1.4 s
             errors = int(8 + 60 * ramp)
+            elb_errors = int(1 + 12 * ramp)  # 502/503 once targets are gone or too slow
             requests = 1400
         else:
             tail = 0.22 + 0.03 * math.sin(i / 3)
+            if ago == SPIKE_MIN:
+                tail = 0.9  # one bad minute, back to normal the next
             errors = 2
+            elb_errors = 0
             requests = 1000
         # a 10-sample latency distribution per minute: 8 fast, 1 medium, 1 tail, so p50, p90 and p99
         # land on distinct values where percentiles are computed (CloudWatch); the local server
@@ -111,11 +121,45 @@ def _alb_data(lb: str, minutes: list[dt.datetime]) -> list[dict[str, Any]]:
                 "Unit": "Count",
                 "Value": float(errors),
             },
+            {
+                "MetricName": "HTTPCode_ELB_5XX_Count",
+                "Dimensions": dims,
+                "Timestamp": ts,
+                "Unit": "Count",
+                "Value": float(elb_errors),
+            },
         ]
     return data
 
 
-def _db_cache_data(ts: dt.datetime, i: int) -> tuple[list[dict], list[dict]]:
+def _ecs_data(ts: dt.datetime, i: int) -> list[dict]:
+    """The service's CPU and memory (AWS/ECS per service): busy, and close to the OOM kills."""
+    dims = [
+        {"Name": "ClusterName", "Value": ECS_CLUSTER},
+        {"Name": "ServiceName", "Value": ECS_SERVICE},
+    ]
+    wobble = math.sin(i / 5)
+    return [
+        {
+            "MetricName": "CPUUtilization",
+            "Dimensions": dims,
+            "Timestamp": ts,
+            "Unit": "Percent",
+            "Value": 85.0 + 3 * wobble,
+        },
+        {
+            "MetricName": "MemoryUtilization",
+            "Dimensions": dims,
+            "Timestamp": ts,
+            "Unit": "Percent",
+            "Value": 93.0 + 2 * wobble,
+        },
+    ]
+
+
+def _db_cache_data(
+    ts: dt.datetime, i: int, max_connections: int = 100
+) -> tuple[list[dict], list[dict]]:
     db = [{"Name": "DBClusterIdentifier", "Value": DB_CLUSTER}]
     cache = [{"Name": "CacheClusterId", "Value": CACHE_CLUSTER}]
     wobble = math.sin(i / 4)
@@ -137,7 +181,7 @@ def _db_cache_data(ts: dt.datetime, i: int) -> tuple[list[dict], list[dict]]:
             "Dimensions": db,
             "Timestamp": ts,
             "Unit": "Count",
-            "Value": 180.0 + 5 * wobble,
+            "Value": round(max_connections * DB_CONNECTIONS_SHARE + 3 * wobble, 1),
         },
         {
             "MetricName": "ReadLatency",
@@ -183,6 +227,20 @@ def _db_cache_data(ts: dt.datetime, i: int) -> tuple[list[dict], list[dict]]:
             "Unit": "Count",
             "Value": 950.0 + 20 * wobble,
         },
+        {
+            "MetricName": "CacheHits",
+            "Dimensions": cache,
+            "Timestamp": ts,
+            "Unit": "Count",
+            "Value": float(6200 + int(200 * wobble)),
+        },
+        {
+            "MetricName": "CacheMisses",
+            "Dimensions": cache,
+            "Timestamp": ts,
+            "Unit": "Count",
+            "Value": 3800.0,
+        },
     ]
     return rds, redis
 
@@ -192,8 +250,8 @@ def _put(cw, namespace: str, data: list[dict]) -> None:
         cw.put_metric_data(Namespace=namespace, MetricData=data[i : i + 500])
 
 
-def seed_metrics(ctx, now: dt.datetime | None = None) -> str:
-    """Write the ALB, RDS and ElastiCache series; returns the load balancer dimension.
+def seed_metrics(ctx, now: dt.datetime | None = None, *, max_connections: int = 100) -> str:
+    """Write the ALB, RDS, ElastiCache and ECS series; returns the load balancer dimension.
 
     The local AWS server keeps every datapoint forever and scans all of those in the window
     for each query and period, so a reseed within ALB_REUSE_MINUTES keeps the previous load
@@ -223,21 +281,37 @@ def seed_metrics(ctx, now: dt.datetime | None = None) -> str:
     written = (
         set(state.get("minutes", [])) if state.get("endpoint") == ctx.info.aws_endpoint else set()
     )
+    same = state.get("endpoint") == ctx.info.aws_endpoint
+    # the ECS series came later than the others: minutes of their own, so a sandbox seeded
+    # before them gets them without a second copy of the RDS and cache minutes
+    written_ecs = set(state.get("ecs_minutes", [])) if same else set()
     rds: list[dict] = []
     redis: list[dict] = []
+    ecs: list[dict] = []
     for ts in minutes:
         key = ts.isoformat()
-        if key in written:
-            continue
-        r, c = _db_cache_data(ts, int(ts.timestamp() // 60))  # wobble by absolute minute
-        rds += r
-        redis += c
-        written.add(key)
+        i = int(ts.timestamp() // 60)  # wobble by absolute minute
+        if key not in written:
+            r, c = _db_cache_data(ts, i, max_connections)
+            rds += r
+            redis += c
+            written.add(key)
+        if key not in written_ecs:
+            ecs += _ecs_data(ts, i)
+            written_ecs.add(key)
     _put(cw, "AWS/RDS", rds)
     _put(cw, "AWS/ElastiCache", redis)
-    keep = sorted(k for k in written if k >= (now - dt.timedelta(days=1)).isoformat())
+    _put(cw, "AWS/ECS", ecs)
+    day_ago = (now - dt.timedelta(days=1)).isoformat()
     state_file.write_text(
-        json.dumps({"alb": alb, "minutes": keep, "endpoint": ctx.info.aws_endpoint})
+        json.dumps(
+            {
+                "alb": alb,
+                "minutes": sorted(k for k in written if k >= day_ago),
+                "ecs_minutes": sorted(k for k in written_ecs if k >= day_ago),
+                "endpoint": ctx.info.aws_endpoint,
+            }
+        )
     )
     return lb
 
@@ -397,24 +471,14 @@ def seed_k8s(ctx) -> None:
             },
         },
     }
+    # the emulator's deployment controller: deleting the deployment removes its ReplicaSet and
+    # pods; the seeded pods are created first so the new ReplicaSet adopts them (their
+    # pod-template-hash names it) instead of starting healthy pods of its own
     try:
         apps.delete_namespaced_deployment(K8S_DEPLOYMENT, K8S_NAMESPACE)
     except ApiException as exc:
         if exc.status != 404:
             raise
-    apps.create_namespaced_deployment(K8S_NAMESPACE, dep)
-    apps.patch_namespaced_deployment_status(
-        K8S_DEPLOYMENT,
-        K8S_NAMESPACE,
-        {
-            "status": {
-                "replicas": K8S_REPLICAS,
-                "readyReplicas": 1,
-                "availableReplicas": 1,
-                "unavailableReplicas": 2,
-            }
-        },
-    )
     sel = f"{SCENARIO_LABEL}=latency"
     for p in core.list_namespaced_pod(K8S_NAMESPACE, label_selector=sel).items:
         core.delete_namespaced_pod(p.metadata.name, K8S_NAMESPACE)
@@ -428,6 +492,7 @@ def seed_k8s(ctx) -> None:
     ]
     for name, restarts, crash in pods:
         core.create_namespaced_pod(K8S_NAMESPACE, _pod(name, restarts=restarts, crashloop=crash))
+    apps.create_namespaced_deployment(K8S_NAMESPACE, dep)  # status follows the adopted pods
     events = []
     for name, restarts, crash in pods:
         if not crash:
@@ -539,7 +604,9 @@ def wait_for_chain(ctx, *, timeout: float = CHAIN_WAIT_S) -> dict:
 
 def seed(ctx) -> dict[str, dict]:
     """(Re)create the whole incident; returns the presets of ``latency-triage``."""
-    lb = seed_metrics(ctx)
+    with ctx.pg_connect() as conn:  # connections are seeded as a share of the real ceiling
+        max_connections = int(conn.execute("SHOW max_connections").fetchone()[0])
+    lb = seed_metrics(ctx, max_connections=max_connections)
     seed_ecs(ctx)
     seed_k8s(ctx)
     seed_database(ctx)

@@ -20,6 +20,7 @@ from opslib.runbooks.pitr_restore.model import (
     RestoreClients,
     RestoreOutcome,
     RestoreRequest,
+    SourceKind,
     Validation,
     iso_precise,
 )
@@ -30,6 +31,8 @@ class RestoreEngine(ABC):
     defaults where they differ."""
 
     engine: ClassVar[Engine]
+    #: what the restore starts from (a point in time, a snapshot, a backup)
+    source_kind: ClassVar[SourceKind] = SourceKind.POINT_IN_TIME
     #: how the engine list in a refusal names it ("Aurora cluster", "table", ...)
     description: ClassVar[str] = ""
     #: the endpoint can be switched in a Secrets Manager secret (cutover_secret)
@@ -104,6 +107,11 @@ class RestoreEngine(ABC):
     def next_steps(self, pre: Preflight, outcome: RestoreOutcome) -> list[str]:
         """The exact cutover steps after a restore; cutover is never automatic."""
         ...
+
+    def retention_days(self, pre: Preflight) -> tuple[float | None, str]:
+        """(days of backup retention, what they are) for the min_retention_days check; None
+        when retention does not apply or cannot be read (the check is then skipped)."""
+        return None, "retention does not apply to this engine"
 
     def restore_point(self, pre: Preflight) -> str:
         """The restore point as recorded (UTC, full precision)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -9,7 +10,7 @@ from typing import Any, ClassVar
 from opslib.aws import dynamodb as d
 from opslib.clients import aws_client
 from opslib.core.errors import BadInputError, PreflightError
-from opslib.core.plans import ApplyResult, Plan
+from opslib.core.plans import ApplyResult, Change, Plan
 from opslib.runbooks.pitr_restore.engines.base import RestoreEngine, check_window, named_target
 from opslib.runbooks.pitr_restore.model import (
     Check,
@@ -21,7 +22,9 @@ from opslib.runbooks.pitr_restore.model import (
     RestoreRequest,
     RestoreStatus,
     Validation,
+    epoch,
     iso,
+    iso_precise,
     side_by_side,
 )
 
@@ -40,6 +43,22 @@ def _settings(t: d.TableSource) -> dict[str, Any]:
         "tags": ", ".join(f"{k}={v}" for k, v in t.tags) or "(none)",
         "PITR": t.pitr_status,
     }
+
+
+def _with_epoch(change: Change, pre: Preflight) -> Change:
+    """The restore step's effect with the restore time in ISO 8601 and epoch seconds (the
+    procedure's ``--restore-date-time 1705929600``)."""
+    if change.action != d.ACTION_RESTORE:
+        return change
+    t = pre.request.restore_time
+    if t is None:
+        when = f"latest restorable time (now {iso(pre.latest)}, epoch {epoch(pre.latest)})"
+        effect = change.effect.replace("the latest restorable time", when)
+    else:
+        effect = change.effect.replace(
+            str(change.params.get("RestoreDateTime")), f"{iso_precise(t)} (epoch {epoch(t)})"
+        )
+    return dataclasses.replace(change, effect=effect)
 
 
 class DynamoDbEngine(RestoreEngine):
@@ -104,9 +123,20 @@ class DynamoDbEngine(RestoreEngine):
         )
 
     def plan(self, pre: Preflight) -> Plan:
-        return d.plan_restore(
+        plan = d.plan_restore(
             _source(pre), target=pre.target, restore_time=pre.request.restore_time
         )
+        return dataclasses.replace(plan, changes=tuple(_with_epoch(c, pre) for c in plan.changes))
+
+    def retention_days(self, pre: Preflight) -> tuple[float | None, str]:
+        # RecoveryPeriodInDays (1-35, default 35) once opslib.aws.dynamodb reads it
+        days = getattr(_source(pre), "recovery_period_days", None)
+        if days is None:
+            return None, (
+                "PITR recovery period (RecoveryPeriodInDays, 1-35 days) not read by the adapter: "
+                "check it with aws dynamodb describe-continuous-backups"
+            )
+        return float(days), "PITR recovery period (RecoveryPeriodInDays)"
 
     def plan_drill_cleanup(self, pre: Preflight) -> Plan:
         return d.plan_delete(pre.target)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opslib.clients import pg_connect, refuse_password_in_conninfo
 from opslib.core.errors import BadInputError, ClientConfigError, NotFoundError, PreflightError
 from opslib.core.plans import ApplyResult, Plan
-from opslib.pg import pitr
+from opslib.pg import basebackup, pitr
 from opslib.runbooks.pitr_restore.engines.base import RestoreEngine, check_window
 from opslib.runbooks.pitr_restore.model import (
     RUNBOOK,
@@ -120,6 +120,23 @@ class PostgresEngine(RestoreEngine):
                 f"{backup.path}: PostgreSQL {backup.pg_major}, taken {iso(backup.start_time)}, owner {backup.owner}, {backup.size_bytes / 1e6:.0f} MB",
             ),
         ]
+        verified = basebackup.verify(req.pg_base_backup, timeout_s=req.timeout_s)
+        if verified.method == "none":
+            checks.append(Check("pg_verifybackup", CheckResult.SKIPPED, verified.output))
+        elif not verified.ok:
+            raise PreflightError(
+                f"pg_verifybackup failed on {req.pg_base_backup}: the base backup is damaged or "
+                f"incomplete; nothing was restored. {verified.output[-600:]} Restore from another "
+                "base backup (take a fresh one with the backup runbook)."
+            )
+        else:
+            checks.append(
+                Check(
+                    "pg_verifybackup",
+                    CheckResult.OK,
+                    f"every file matches backup_manifest ({verified.method}, {verified.seconds:.1f} s)",
+                )
+            )
         if archive.segments == 0:
             raise PreflightError(
                 f"The WAL archive {archive.path} holds no WAL segments: nothing to replay. Check the "

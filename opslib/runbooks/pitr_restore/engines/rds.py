@@ -135,6 +135,11 @@ class RdsEngine(RestoreEngine):
             instance_class=req.instance_class,
         )
 
+    def retention_days(self, pre: Preflight) -> tuple[float | None, str]:
+        return float(
+            _source(pre).backup_retention_days
+        ), "automated backups (BackupRetentionPeriod)"
+
     def plan_drill_cleanup(self, pre: Preflight) -> Plan:
         src = _source(pre)
         prot = any(s.name == "deletion protection" and s.value for s in src.settings)
