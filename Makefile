@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Each bootstraps what it needs.
-.PHONY: demo test lint format lab bench sandbox-up sandbox-down clean
+.PHONY: demo test lint format lab bench lock sandbox-up sandbox-down clean
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
@@ -35,6 +35,13 @@ bench:
 	$(VENV)/python bench/redrive.py
 	$(VENV)/python bench/pitr_postgres.py
 	$(VENV)/python bench/cur.py
+	$(VENV)/python bench/backup_postgres.py
+	$(VENV)/python bench/serve.py
+
+# Refresh the locks from pyproject.toml's ranges (needs the network): requirements/dev.txt is
+# what make demo, make test and CI install; requirements/core.txt is the production image's.
+lock:
+	scripts/lock.sh
 
 sandbox-up:
 	scripts/bootstrap.sh

@@ -4,7 +4,8 @@
 #   - Debian's Chromium for the browser tests when OPSLIB_WITH_BROWSER=1 and it is missing;
 #   - kubectl (Debian's kubernetes-client; a newer kubectl already on PATH is kept) and
 #     Alertmanager (prometheus-alertmanager) for the tests, when OPSLIB_WITH_TEST_TOOLS=1;
-#   - a venv in .venv with opslib and its dev extras installed (re-installed when pyproject changes).
+#   - a venv in .venv with the locked dev dependencies and opslib (re-installed when pyproject.toml or
+#     the lock changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,11 +63,29 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
+# The venv installs the lock (requirements/dev.txt: exact versions with hashes, made by
+# `make lock` from pyproject.toml's ranges), then opslib itself without dependencies: a fresh
+# machine gets the set the tests passed with, not whatever was released that morning.
 stamp=.venv/.opslib-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements/dev.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  log "installing opslib and its dependencies into .venv"
+  log "installing the locked dependencies (requirements/dev.txt) and opslib into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q --require-hashes -r requirements/dev.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
+fi
+
+# Airflow for the operator's test (tests/unit/test_airflow.py): its own venv, because Airflow
+# pins much of its world (its versions would fight the dev set's); made once, test runs only.
+AIRFLOW_VERSION=3.3.2
+if [ "${OPSLIB_WITH_TEST_TOOLS:-0}" = 1 ]; then
+  airflow_venv=${OPSLIB_AIRFLOW_VENV:-.venv-airflow}
+  if [ ! -x "$airflow_venv/bin/airflow" ] || [ "$(cat "$airflow_venv/.version" 2>/dev/null)" != "$AIRFLOW_VERSION" ]; then
+    log "creating $airflow_venv with apache-airflow $AIRFLOW_VERSION for the Airflow operator test"
+    "$PY" -m venv "$airflow_venv"
+    "$airflow_venv/bin/python" -m pip install -q --upgrade pip
+    "$airflow_venv/bin/python" -m pip install -q "apache-airflow==$AIRFLOW_VERSION"
+    echo "$AIRFLOW_VERSION" > "$airflow_venv/.version"
+  fi
 fi

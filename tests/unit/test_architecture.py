@@ -62,6 +62,26 @@ def test_no_import_cycles_among_opslib_modules():
     assert not cycles, "import cycles:\n" + "\n".join(sorted(set(cycles))[:20])
 
 
+def test_every_module_imports_together_one_handler_per_action():
+    """All of opslib in one process (as one kernel or one test session loads it): two adapters
+    registering the same change action would raise here, not in a run."""
+    script = (
+        "import importlib, pkgutil, opslib\n"
+        "from opslib.core import executors\n"
+        "skip = ('opslib.airflow', 'opslib.cli.__main__', 'opslib.sandbox.__main__',"
+        " 'opslib.sandbox.kube.__main__')\n"
+        "for m in pkgutil.walk_packages(opslib.__path__, 'opslib.'):\n"
+        "    if not m.name.startswith(skip):\n"
+        "        importlib.import_module(m.name)\n"
+        "print(len(executors.registered()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert int(out.stdout.strip()) > 40  # every adapter's handlers registered
+
+
 @pytest.mark.parametrize(
     "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
 )

@@ -21,7 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
-EXTRAS_ONLY = ("moto", "kmock", "jsonpatch", "jupyterlab", "jupyter_server")
+EXTRAS_ONLY = ("moto", "kmock", "jsonpatch", "jupyterlab", "jupyter_server", "starlette", "uvicorn")
 pytestmark = pytest.mark.timeout(180)
 
 BLOCKER = textwrap.dedent(
@@ -63,12 +63,14 @@ def _opslib(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedP
 def test_core_dependencies_leave_the_sandbox_and_lab_to_extras():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = " ".join(project["dependencies"]).lower()
-    for name in ("moto", "kmock", "jupyterlab", "jsonpatch", "pytest"):
+    for name in ("moto", "kmock", "jupyterlab", "jsonpatch", "pytest", "starlette", "uvicorn"):
         assert name not in core, f"{name} is a core dependency; it belongs in an extra"
     extras = project["optional-dependencies"]
     assert any(d.startswith("moto") for d in extras["sandbox"])
     assert any(d.startswith("kmock") for d in extras["sandbox"])
     assert any(d.startswith("jupyterlab") for d in extras["lab"])
+    assert any(d.startswith("starlette") for d in extras["serve"])
+    assert any(d.startswith("uvicorn") for d in extras["serve"])
 
 
 def test_the_blocker_really_hides_the_extras(without_extras, tmp_path):
@@ -114,3 +116,50 @@ def test_run_with_sandbox_without_the_extra_exits_2(without_extras, tmp_path):
     out = _opslib("run", "tiny", "--sandbox", env=without_extras, cwd=tmp_path)
     assert out.returncode == 2, out.stderr[-3000:]
     assert "opslib[sandbox]" in out.stderr
+
+
+def test_serve_without_the_extra_exits_2_naming_it(without_extras, tmp_path):
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("routes: []\n")
+    out = _opslib("serve", "--routes", str(routes), env=without_extras, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "opslib[serve]" in out.stderr
+
+
+def _locked(path: Path) -> dict[str, str]:
+    """name -> version of a requirements lock (``name==version \\`` lines)."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, _, rest = line.partition("==")
+            pins[name.strip().lower().replace("_", "-")] = rest.split()[0].rstrip("\\")
+    return pins
+
+
+def test_the_locks_pin_every_dependency_with_hashes():
+    """make demo, make test, CI and the image install the locks: each must hold every
+    dependency pyproject.toml declares for it, at a version inside its range, with hashes."""
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    dev_reqs = [r for r in extras["dev"] if not r.startswith("opslib")]
+    for name in ("lab", "sandbox", "serve"):
+        dev_reqs += extras[name]
+    for lock, reqs in (
+        ("core.txt", project["dependencies"]),
+        ("dev.txt", project["dependencies"] + dev_reqs),
+    ):
+        path = ROOT / "requirements" / lock
+        pins = _locked(path)
+        text = path.read_text()
+        for spec in reqs:
+            req = Requirement(spec.split("#")[0].strip())
+            name = req.name.lower().replace("_", "-")
+            assert name in pins, f"{name} is not in requirements/{lock}: run make lock"
+            assert req.specifier.contains(pins[name], prereleases=True), (
+                f"requirements/{lock} pins {name}=={pins[name]}, outside {req.specifier}: make lock"
+            )
+        assert text.count("==") == text.count("--hash=sha256:") or "--hash=sha256:" in text
+        blocks = [b for b in text.split("\n") if "==" in b and not b.startswith((" ", "#"))]
+        assert all(b.rstrip().endswith("\\") for b in blocks), f"{lock}: a pin without hashes"

@@ -19,4 +19,15 @@ The sandbox calls every scenario's ``seed`` on ``opslib sandbox up`` and again o
 from __future__ import annotations
 
 #: scenario module names under opslib.sandbox.scenarios, seeded in this order
-SCENARIOS = ("dlq", "latency", "pitr", "cost")
+SCENARIOS = (
+    "dlq",
+    "latency",
+    "pitr",
+    "cost",
+    "certs",
+    "health",
+    "deploy",
+    "secrets",
+    "backup",
+    "leak",
+)
