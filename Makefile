@@ -13,7 +13,7 @@ test:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/lint-imports
-	$(VENV)/python -m pytest tests --nbval-lax notebooks $(PYTEST_ARGS)
+	$(VENV)/python -m pytest tests $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/ruff check .

@@ -14,7 +14,7 @@ Every network wait is bounded by ``timeout_s``.
 from __future__ import annotations
 
 import ipaddress
-import select
+import selectors
 import socket
 import ssl
 import time
@@ -84,12 +84,18 @@ class Handshake:
 
 
 def _wait(sock: socket.socket, deadline: float, *, write: bool = False) -> None:
+    """Wait until the socket is readable (or writable), at most until ``deadline``.
+
+    ``selectors`` (epoll/poll), not ``select.select``: select() refuses a descriptor numbered
+    1024 or more, which a long-lived process (``opslib serve``, a test session) reaches.
+    """
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError("TLS handshake timed out")
-    r, w, _ = select.select([] if write else [sock], [sock] if write else [], [], left)
-    if not r and not w:
-        raise TimeoutError("TLS handshake timed out")
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
+        if not sel.select(left):
+            raise TimeoutError("TLS handshake timed out")
 
 
 def _served_chain(ep: Endpoint, timeout_s: float) -> tuple[tuple[CertInfo, ...], str, str]:

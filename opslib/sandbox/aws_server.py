@@ -17,7 +17,8 @@ old one stays ACTIVE) when its task definition carries the tag ``sandbox.opslib.
 
 Two seeding shortcuts live in the scenarios that need them and are installed here: RDS
 snapshots that report an older creation time (:func:`install_snapshot_ages`) and
-queues filled in-process to a backlog (:func:`install_queue_fill`).
+queues filled in-process to a backlog (:func:`install_queue_fill`), and a DynamoDB latest
+restorable time that follows the clock (:func:`install_pitr_clock`).
 """
 
 from __future__ import annotations
@@ -231,6 +232,29 @@ def install_queue_fill() -> None:
     models.SQSBackend.create_queue = create_queue
 
 
+def install_pitr_clock() -> None:
+    """Keep DynamoDB's latest restorable time moving (called in the sandbox's AWS server).
+
+    moto stamps ``LatestRestorableDateTime`` once, when PITR is turned on, so an hour into a
+    sandbox session every table looks an hour behind its RPO. DynamoDB itself keeps it about
+    five minutes behind now; here it is now (the earliest restorable time stays when PITR was
+    turned on, as on AWS).
+    """
+    from moto.core.utils import unix_time
+    from moto.dynamodb import models
+
+    original = models.DynamoDBBackend.describe_continuous_backups
+
+    def describe_continuous_backups(self, table_name):
+        backups = original(self, table_name)
+        pitr = backups.get("PointInTimeRecoveryDescription") or {}
+        if pitr.get("PointInTimeRecoveryStatus") == "ENABLED":
+            pitr["LatestRestorableDateTime"] = unix_time()
+        return backups
+
+    models.DynamoDBBackend.describe_continuous_backups = describe_continuous_backups
+
+
 def main() -> None:
     """``python -m opslib.sandbox.aws_server -H HOST -p PORT``: moto's server with the extensions."""
     from moto.server import main as moto_main
@@ -238,6 +262,7 @@ def main() -> None:
     install_ecs_deployments()
     install_snapshot_ages()  # snapshots tagged sandbox.opslib.dev/age-hours report an older time
     install_queue_fill()  # queues tagged sandbox.opslib.dev/fill are filled in-process
+    install_pitr_clock()  # DynamoDB's latest restorable time follows the clock
     moto_main(sys.argv[1:])
 
 

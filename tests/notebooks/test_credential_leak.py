@@ -92,7 +92,7 @@ def test_dry_run_investigates_and_changes_nothing(sandbox, leak, evidence_dir):
     assert res["cloudtrail_available"] is False
     assert "fintech/ci-deploy-token" in [i["name"] for i in res["rotate_next"]]
     assert r.record["changes"] == [] and r.record["approvals"] == []
-    assert r.record["parameters"]["access_key_id"] == "[REDACTED]"
+    assert r.record["parameters"]["access_key_id"] == masked  # shown as AKIA...XYZW, never whole
     nb = (Path(r.bundle) / f"{RUNBOOK}.ipynb").read_text()
     assert masked in nb and "contain=False: investigation only" in nb
     assert key not in bundle_text(r.bundle)

@@ -79,6 +79,25 @@ def test_handshake_reads_the_served_chain_with_sni(tmp_path, ca):
     assert h.protocol.startswith("TLSv1.")
 
 
+def test_handshake_works_with_descriptors_above_1024(tmp_path, ca):
+    """A long-lived process holds many sockets; select() would refuse fd >= 1024."""
+    import os
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.fail(f"RLIMIT_NOFILE {soft} is too low for this check; raise it to 1200+")
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    srv = serve(tmp_path, ca, "localhost", 30)
+    try:
+        h = tls.handshake(f"localhost:{srv.port}")
+    finally:
+        srv.close()
+        for fd in held:
+            os.close(fd)
+    assert h.error == "" and h.leaf is not None, h.error
+
+
 def test_hostname_mismatch_and_ip_without_sni(tmp_path, ca):
     srv = serve(tmp_path, ca, "legacy.fintech.example", 90)
     try:
