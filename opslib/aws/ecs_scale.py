@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from opslib.aws import ecs
-from opslib.core.errors import BadInputError
-from opslib.core.plans import Change, Plan
+from opslib.core.plans import Change, Plan, scaled_count
 
 __all__ = ["SCALE_ACTION", "ServiceScale", "plan_scale_by", "read_scale"]
 
@@ -41,14 +40,9 @@ def read_scale(*, ecs_client, cluster: str, service: str) -> ServiceScale:
 
 def plan_scale_by(state: ServiceScale, *, delta: int, max_up: int) -> Plan:
     """desiredCount = current + ``delta``; BadInputError below 0 or when ``delta > max_up``."""
-    want = state.replicas + delta
-    if delta > max_up:
-        raise BadInputError(f"consumers_delta={delta}: at most +{max_up} in one run")
-    if want < 0:
-        raise BadInputError(
-            f"consumers_delta={delta}: {state.target} wants {state.replicas} task(s), "
-            f"so the result would be {want} (< 0)"
-        )
+    want = scaled_count(
+        state.replicas, delta, max_up=max_up, what=state.target, unit="task(s) desired"
+    )
     return Plan(
         title=f"Scale {state.target} by {delta:+d}",
         changes=(

@@ -385,3 +385,17 @@ def required_approvers(environ: Mapping[str, str] | None = None, default: int = 
     if n < 1:
         raise BadInputError(f"{REQUIRE_APPROVERS_ENV}={n}: at least one approver is required.")
     return n
+
+
+def scaled_count(current: int, delta: int, *, max_up: int, what: str, unit: str) -> int:
+    """``current + delta`` for a relative scale, or BadInputError naming the bound it breaks:
+    more than ``max_up`` added in one run (blast radius), or a result below 0."""
+    want = current + delta
+    if delta > max_up:
+        raise BadInputError(f"consumers_delta={delta}: at most +{max_up} in one run")
+    if want < 0:
+        raise BadInputError(
+            f"consumers_delta={delta}: {what} has {current} {unit}, so the result would be "
+            f"{want} (< 0)"
+        )
+    return want

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opslib.core.errors import BadInputError
-from opslib.core.plans import Change, Plan
+from opslib.core.plans import Change, Plan, scaled_count
 from opslib.k8s import rollout, workloads
 
 __all__ = ["SCALE_ACTION", "DeploymentScale", "plan_scale_by", "read_scale"]
@@ -42,14 +41,7 @@ def read_scale(*, api, namespace: str, name: str) -> DeploymentScale:
 
 def plan_scale_by(state: DeploymentScale, *, delta: int, max_up: int) -> Plan:
     """replicas = current + ``delta``; BadInputError when that is below 0 or ``delta > max_up``."""
-    want = state.replicas + delta
-    if delta > max_up:
-        raise BadInputError(f"consumers_delta={delta}: at most +{max_up} in one run")
-    if want < 0:
-        raise BadInputError(
-            f"consumers_delta={delta}: {state.target} has {state.replicas} replica(s), "
-            f"so the result would be {want} (< 0)"
-        )
+    want = scaled_count(state.replicas, delta, max_up=max_up, what=state.target, unit="replica(s)")
     return Plan(
         title=f"Scale {state.target} by {delta:+d}",
         changes=(
