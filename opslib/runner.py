@@ -57,8 +57,12 @@ FALLBACK_EVIDENCE_DIR = "evidence"
 AUTOSAVE_SECONDS = 10
 #: Environment default for ``--max-output-mb``.
 MAX_OUTPUT_ENV = "OPSLIB_MAX_OUTPUT_MB"
-#: Variables of the runner that the kernel must not see (the signing key's path).
-_KERNEL_HIDDEN = (signing.SIGNING_KEY_ENV,)
+#: never in a kernel: the signing key, and the alert receiver's webhook tokens and HMAC secrets
+_KERNEL_HIDDEN = (
+    signing.SIGNING_KEY_ENV,
+    "OPSLIB_SERVE_ALERTMANAGER_TOKENS",
+    "OPSLIB_SERVE_PAGERDUTY_SECRETS",
+)
 
 
 SUCCEEDED, FAILED, REFUSED, INTERRUPTED, TIMEOUT = (

@@ -24,6 +24,7 @@ from opslib.core import executors
 from opslib.core.errors import BadInputError
 from opslib.core.findings import Finding, Severity
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus, Plan, check_limit
+from opslib.pg.sqltext import redact_sql
 
 #: the action of the changes this module plans and performs (see opslib.core.executors)
 TERMINATE_ACTION = "pg_terminate_backend"
@@ -305,7 +306,9 @@ def _statements(cur, limit: int) -> tuple[tuple[StatementStat, ...], str]:
                 (),
                 f"pg_stat_statements is installed but not readable: {str(exc).strip().splitlines()[0]}",
             )
-        return tuple(StatementStat(r[0], int(r[1]), float(r[2]), float(r[3])) for r in rows), ""
+        return tuple(
+            StatementStat(redact_sql(r[0]), int(r[1]), float(r[2]), float(r[3])) for r in rows
+        ), ""
     return (), "pg_stat_statements has neither mean_exec_time nor mean_time columns"
 
 
@@ -412,7 +415,7 @@ def snapshot(
                 xact_age_s=r[10],
                 query_age_s=r[11],
                 state_age_s=r[12],
-                query=r[13],
+                query=redact_sql(r[13]),
                 blocked_by=tuple(int(p) for p in (r[14] or ())),
                 superuser=bool(r[15]),
                 is_self=bool(r[16]),

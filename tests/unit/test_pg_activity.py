@@ -305,3 +305,12 @@ def test_background_workers_and_own_session_are_not_terminable():
     me = act.PgSession(pid=11, backend_type="client backend", **{**base, "is_self": True})
     assert "own session" in act._terminable(me)
     assert act._terminable(act.PgSession(pid=12, backend_type="client backend", **base)) == ""
+
+
+def test_query_text_from_the_session_views_carries_no_literals():
+    """pg_stat_activity keeps what a client sent: a password or token literal must not leave
+    the adapter (it would reach the notebook, the HTML and record.json)."""
+    from opslib.pg.sqltext import redact_sql
+
+    text = "ALTER ROLE app PASSWORD 'canary-pw-7f3a' VALID UNTIL '2030-01-01'"
+    assert "canary-pw-7f3a" not in redact_sql(text) and redact_sql(text).startswith("ALTER ROLE")
