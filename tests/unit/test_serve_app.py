@@ -141,7 +141,7 @@ def test_restart_between_accept_and_run_runs_it_once(setup):
         assert resp.status_code == 202, resp.text
         r.kill()  # a crash right after the 202
     with receiver(args(setup, "--max-concurrent", "1"), env=setup["env"], log=log) as r:
-        assert "1 run(s) resumed" in log.read_text() or r.runs()[0]["state"] != "queued"
+        assert len(r.runs()) == 1  # the alert accepted before the crash is still there, once
         (run,) = wait_for(lambda: finished(r, 1), timeout=120, what="the replayed run")
         assert run["status"] == "succeeded" and run["parameters"]["service"] == "ledger"
         # the same delivery again after the restart is still a duplicate
