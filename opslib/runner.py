@@ -34,6 +34,7 @@ import sys
 import tempfile
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,6 +241,10 @@ def _register_engine() -> None:
         papermill_engines.register(_ENGINE_NAME, _engine_class())
 
 
+#: bytes a unix socket path may have (sun_path is 108 on Linux, with its NUL)
+_SUN_PATH_MAX = 107
+
+
 def kernel_manager(
     env: dict[str, str],
     ipc_dir: str | os.PathLike[str],
@@ -265,7 +270,13 @@ def kernel_manager(
     # IPC: unix sockets in the run's private (0700) staging dir instead of loopback TCP, so
     # nothing else on the machine can reach the kernel. The path must be unique per run: the
     # default (``./kernel-ipc``) would let two runs in one directory cross their messages.
-    km = _KM(kernel_name="python3", transport="ipc", ip=os.path.join(os.fspath(ipc_dir), "kernel"))
+    socket_dir, short_dir = os.fspath(ipc_dir), ""
+    if len(os.path.join(socket_dir, "kernel-99999")) > _SUN_PATH_MAX:
+        # a unix socket path longer than sun_path cannot be bound: use a short private dir
+        short_dir = socket_dir = tempfile.mkdtemp(prefix="opslib-ipc-")
+    km = _KM(kernel_name="python3", transport="ipc", ip=os.path.join(socket_dir, "kernel"))
+    if short_dir:
+        weakref.finalize(km, shutil.rmtree, short_dir, True)
     km._kernel_spec = KernelSpec(
         argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         display_name="Python 3 (ipykernel)",

@@ -272,3 +272,22 @@ def test_kernel_never_sees_the_signing_key(evidence_dir, tmp_path, monkeypatch):
     assert r.status == "succeeded"
     assert (Path(r.bundle) / "manifest.sig").is_file()
     assert "key in kernel: None" in (Path(r.bundle) / "probe.ipynb").read_text()
+
+
+def test_kernel_sockets_fit_sun_path_when_the_staging_dir_is_deep(tmp_path):
+    """A deep staging dir (pytest-xdist's tmp paths, a long $HOME) cannot hold unix sockets
+    (108 bytes with the NUL): the kernel's sockets go to a short private dir instead, which is
+    removed with the manager; a short staging dir keeps them."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    km = runner.kernel_manager({}, deep)
+    short = Path(km.ip).parent
+    assert len(km.ip) + len("-99999") <= 107 and short != deep and short.is_dir()
+    assert (short.stat().st_mode & 0o777) == 0o700
+    del km
+    import gc
+
+    gc.collect()
+    assert not short.exists()
+    near = Path("/tmp") / "k"
+    assert runner.kernel_manager({}, near).ip == str(near / "kernel")
