@@ -67,3 +67,32 @@ def stop_session_sandbox() -> None:
             down(_state_dir)
             _state_dir = None
         _info = None
+
+
+def ecs_service_back_on_the_failing_release(timeout_s: float = 60.0) -> None:
+    """Put fintech-api-service back in the incident: 0 of 4 running on the failing release.
+
+    Other modules' approved runs (a rollback, a scale-out) leave it 4 of 4 running, and test
+    files run in any order (one sandbox per xdist worker); the deploy scenario puts the bad
+    release back, whose deployment the sandbox's AWS server fails. Waits (bounded) for that.
+    """
+    import time
+
+    from opslib.clients import aws_client
+    from opslib.sandbox import stack
+    from opslib.sandbox.scenarios import latency
+
+    errors = stack.seed(["deploy"])
+    if errors != {"deploy": ""}:
+        raise AssertionError(f"reseeding the deploy scenario failed: {errors}")
+    ecs = aws_client("ecs")
+    deadline = time.monotonic() + timeout_s
+    s: dict = {}
+    while time.monotonic() < deadline:
+        svc = ecs.describe_services(cluster=latency.ECS_CLUSTER, services=[latency.ECS_SERVICE])
+        s = svc["services"][0]
+        primary = next(d for d in s["deployments"] if d["status"] == "PRIMARY")
+        if primary.get("rolloutState") != "IN_PROGRESS" and s["runningCount"] == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"{latency.ECS_SERVICE} did not come back to 0 running: {s}")

@@ -18,6 +18,7 @@ import pytest
 import opslib
 from opslib.evidence import verify
 from opslib.sandbox.scenarios import health as scenario
+from opslib.sandbox.testing import ecs_service_back_on_the_failing_release
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -42,6 +43,12 @@ def cli_set_alarm(sandbox, state: str) -> None:
 #: Kubernetes is left out of these two runs (the unit tests read it): importing the kubernetes
 #: client costs a fresh kernel seconds, and the comparison needs only the same sources twice
 SOURCES = {"k8s_namespaces": ""}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def incident(sandbox):
+    """The ECS service as the scenario seeded it, whatever ran before in this session."""
+    ecs_service_back_on_the_failing_release()
 
 
 def test_check_then_compare_with_the_first_bundle(sandbox, evidence_dir):

@@ -20,35 +20,16 @@ from opslib.core.errors import BadInputError
 from opslib.core.findings import Finding, Severity
 from opslib.runbooks import health_check as hc
 from opslib.sandbox.scenarios import health as scenario
+from opslib.sandbox.testing import ecs_service_back_on_the_failing_release
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _incident_ecs_service_as_seeded() -> None:
-    """Other modules' approved runs roll fintech-api-service back (4 of 4 running); the deploy
-    scenario puts it on the bad release again, whose deployment the sandbox fails: 0 running."""
-    from opslib import sandbox as sb
-    from opslib.clients import aws_client
-    from opslib.sandbox.scenarios import latency
-
-    assert sb.seed(["deploy"]) == {"deploy": ""}
-    ecs = aws_client("ecs")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        svc = ecs.describe_services(cluster=latency.ECS_CLUSTER, services=[latency.ECS_SERVICE])
-        s = svc["services"][0]
-        primary = next(d for d in s["deployments"] if d["status"] == "PRIMARY")
-        if primary.get("rolloutState") != "IN_PROGRESS" and s["runningCount"] == 0:
-            return
-        time.sleep(1)
-    raise AssertionError(f"{latency.ECS_SERVICE} did not come back to 0 running: {s}")
 
 
 @pytest.fixture(scope="module")
 def params(sandbox):
     from opslib import sandbox as sb
 
-    _incident_ecs_service_as_seeded()
+    ecs_service_back_on_the_failing_release()
 
     p = sb.presets("health-check")
     assert p.get("pg_dsn") and p.get("queues") == scenario.QUEUE_PREFIX, p
