@@ -31,7 +31,8 @@ def run_on_sandbox(
     """
     info = catalog.resolve(runbook)
     sandbox = up(state_dir)
-    defaults = (presets(info.name, state_dir) or {}) if use_presets else {}
+    given = tuple(parameters or {})
+    defaults = (presets(info.name, state_dir, given=given) or {}) if use_presets else {}
     return runner.run(
         runbook,
         parameters,

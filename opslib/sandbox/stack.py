@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -419,10 +420,31 @@ def _seed_locked(sd: Path, state: dict, names: list[str] | None) -> dict[str, st
     return out
 
 
-def presets(runbook: str, state_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The parameter values the scenarios registered for ``runbook`` ({} when none)."""
+#: preset key naming groups of parameters that exclude each other (db_instance or db_cluster)
+ONE_OF = "_one_of"
+
+
+def presets(
+    runbook: str,
+    state_dir: str | os.PathLike | None = None,
+    *,
+    given: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The parameter values the scenarios registered for ``runbook`` ({} when none).
+
+    A scenario may list groups of alternatives under ``ONE_OF`` (``[["db_instance",
+    "db_cluster"]]``): when the caller ``given`` one parameter of a group, the presets of the
+    others are dropped, so ``-p db_cluster=...`` is not refused as "both given" because the
+    preset filled ``db_instance``.
+    """
     sd = resolve_state_dir(state_dir)
     try:
-        return dict(json.loads((sd / "presets.json").read_text()).get(runbook, {}))
+        values = dict(json.loads((sd / "presets.json").read_text()).get(runbook, {}))
     except (FileNotFoundError, ValueError):
         return {}
+    chosen = set(given)
+    for group in values.pop(ONE_OF, None) or []:
+        if chosen & set(group):
+            for name in set(group) - chosen:
+                values.pop(name, None)
+    return values

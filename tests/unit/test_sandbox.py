@@ -635,3 +635,30 @@ def test_startup_failures_say_what_and_where_the_log_is(monkeypatch, private_dir
             cluster.start(busy.getsockname()[1])
     assert str(cluster.log) in str(exc.value)
     assert not cluster.running()
+
+
+def test_a_given_alternative_drops_the_presets_of_the_others(tmp_path):
+    """db-failover's presets name an instance; a caller who gives the cluster must not be
+    refused as "both given" because the preset filled the instance."""
+    import json
+
+    from opslib.sandbox.stack import ONE_OF, presets
+
+    (tmp_path / "presets.json").write_text(
+        json.dumps(
+            {
+                "db-failover": {
+                    "db_instance": "i",
+                    "region": "r",
+                    ONE_OF: [["db_instance", "db_cluster"]],
+                }
+            }
+        )
+    )
+    assert presets("db-failover", tmp_path) == {"db_instance": "i", "region": "r"}
+    assert presets("db-failover", tmp_path, given=["db_cluster"]) == {"region": "r"}
+    assert presets("db-failover", tmp_path, given=["db_instance"]) == {
+        "db_instance": "i",
+        "region": "r",
+    }
+    assert presets("other", tmp_path) == {}
