@@ -263,6 +263,10 @@ def main() -> None:
     install_snapshot_ages()  # snapshots tagged sandbox.opslib.dev/age-hours report an older time
     install_queue_fill()  # queues tagged sandbox.opslib.dev/fill are filled in-process
     install_pitr_clock()  # DynamoDB's latest restorable time follows the clock
+    from opslib.sandbox import aws_capacity, aws_failover
+
+    aws_capacity.install()  # scale: what moto leaves still (see that module)
+    aws_failover.install()  # db-failover: writers that change, reboots that take time
     moto_main(sys.argv[1:])
 
 

@@ -30,4 +30,6 @@ SCENARIOS = (
     "secrets",
     "backup",
     "leak",
+    "capacity",
+    "failover",
 )
