@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from opslib.core.lazy_imports import defer_rfc3987_syntax
 from opslib.core.record_all import record_all
 from opslib.core.recorder import record
 from opslib.core.version import __version__
 
 __all__ = ["__version__", "capture_evidence", "record", "record_all", "run"]
+
+defer_rfc3987_syntax()  # 3 s off every process that imports jsonschema (see that module)
 
 
 def __getattr__(name: str) -> Any:
