@@ -38,10 +38,10 @@ def read_scale(*, ecs_client, cluster: str, service: str) -> ServiceScale:
     return ServiceScale(cluster, service, h.desired, h.running)
 
 
-def plan_scale_by(state: ServiceScale, *, delta: int, max_up: int) -> Plan:
+def plan_scale_by(state: ServiceScale, *, delta: int, max_up: int, param: str = "delta") -> Plan:
     """desiredCount = current + ``delta``; BadInputError below 0 or when ``delta > max_up``."""
     want = scaled_count(
-        state.replicas, delta, max_up=max_up, what=state.target, unit="task(s) desired"
+        state.replicas, delta, param=param, max_up=max_up, what=state.target, unit="task(s) desired"
     )
     return Plan(
         title=f"Scale {state.target} by {delta:+d}",

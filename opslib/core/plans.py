@@ -387,15 +387,24 @@ def required_approvers(environ: Mapping[str, str] | None = None, default: int = 
     return n
 
 
-def scaled_count(current: int, delta: int, *, max_up: int, what: str, unit: str) -> int:
-    """``current + delta`` for a relative scale, or BadInputError naming the bound it breaks:
-    more than ``max_up`` added in one run (blast radius), or a result below 0."""
+def scaled_count(
+    current: int,
+    delta: int,
+    *,
+    param: str,
+    what: str,
+    unit: str = "",
+    max_up: int | None = None,
+) -> int:
+    """``current + delta`` for a relative scale, or BadInputError naming the parameter and the
+    bound it breaks: more than ``max_up`` added in one run (blast radius, when given), or a
+    result below 0. Shared by every runbook that scales by a delta (queue-ops, scale)."""
     want = current + delta
-    if delta > max_up:
-        raise BadInputError(f"consumers_delta={delta}: at most +{max_up} in one run")
+    if max_up is not None and delta > max_up:
+        raise BadInputError(f"{param}={delta}: at most +{max_up} in one run")
     if want < 0:
+        has = f"{current} {unit}".strip()
         raise BadInputError(
-            f"consumers_delta={delta}: {what} has {current} {unit}, so the result would be "
-            f"{want} (< 0)"
+            f"{param}={delta}: {what} has {has}, so the result would be {want} (< 0)"
         )
     return want

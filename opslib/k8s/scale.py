@@ -39,9 +39,11 @@ def read_scale(*, api, namespace: str, name: str) -> DeploymentScale:
     return DeploymentScale(namespace, name, d.replicas, d.ready)
 
 
-def plan_scale_by(state: DeploymentScale, *, delta: int, max_up: int) -> Plan:
+def plan_scale_by(state: DeploymentScale, *, delta: int, max_up: int, param: str = "delta") -> Plan:
     """replicas = current + ``delta``; BadInputError when that is below 0 or ``delta > max_up``."""
-    want = scaled_count(state.replicas, delta, max_up=max_up, what=state.target, unit="replica(s)")
+    want = scaled_count(
+        state.replicas, delta, param=param, max_up=max_up, what=state.target, unit="replica(s)"
+    )
     return Plan(
         title=f"Scale {state.target} by {delta:+d}",
         changes=(

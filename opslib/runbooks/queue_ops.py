@@ -562,7 +562,9 @@ def plan(
         return admin.plan_purge(p.queue, p.counts, dlq_sources=p.dlq_sources, peeked=p.peek)
     if inp.action is Action.SCALE_CONSUMERS:
         mod = k8s_scale if inp.consumer_kind == "k8s-deployment" else ecs_scale
-        return mod.plan_scale_by(scale_state, delta=inp.consumers_delta, max_up=MAX_DELTA_UP)
+        return mod.plan_scale_by(
+            scale_state, delta=inp.consumers_delta, max_up=MAX_DELTA_UP, param="consumers_delta"
+        )
     return Plan(title="queue-ops report: nothing to change")
 
 

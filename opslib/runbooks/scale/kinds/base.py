@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opslib.core.errors import BadInputError
+from opslib.core.plans import scaled_count
 from opslib.runbooks.scale.model import UNCHANGED, Current, Inputs, Proposal, Request, TargetKind
 
 __all__ = [
@@ -78,12 +79,7 @@ def new_count(req: Request, current: int, *, what: str) -> int:
     """The count asked for: ``desired`` as is, or ``current + delta``; never below 0."""
     if req.desired != UNCHANGED:
         return req.desired
-    want = current + req.delta
-    if want < 0:
-        raise BadInputError(
-            f"delta={req.delta}: {what} is at {current}, so the result would be {want} (< 0)"
-        )
-    return want
+    return scaled_count(current, req.delta, param="delta", what=what)
 
 
 def check_step(name: str, old: int, new: int, max_step: int) -> None:
