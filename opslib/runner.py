@@ -44,6 +44,7 @@ from opslib import catalog
 from opslib.core.errors import BadInputError
 from opslib.core.plans import APPROVAL_ENV, REQUIRE_APPROVERS_ENV, ApprovalGrant
 from opslib.core.redact import Redactor, registered_secrets
+from opslib.core.runtime import SERVE_SECRET_ENVS
 from opslib.evidence import bundle as bundle_mod
 from opslib.evidence import recover as recover_mod
 from opslib.evidence import signing
@@ -58,12 +59,8 @@ FALLBACK_EVIDENCE_DIR = "evidence"
 AUTOSAVE_SECONDS = 10
 #: Environment default for ``--max-output-mb``.
 MAX_OUTPUT_ENV = "OPSLIB_MAX_OUTPUT_MB"
-#: never in a kernel: the signing key, and the alert receiver's webhook tokens and HMAC secrets
-_KERNEL_HIDDEN = (
-    signing.SIGNING_KEY_ENV,
-    "OPSLIB_SERVE_ALERTMANAGER_TOKENS",
-    "OPSLIB_SERVE_PAGERDUTY_SECRETS",
-)
+#: never in a kernel: the signing key, and the alert receiver's secrets
+_KERNEL_HIDDEN = (signing.SIGNING_KEY_ENV, *SERVE_SECRET_ENVS)
 
 
 SUCCEEDED, FAILED, REFUSED, INTERRUPTED, TIMEOUT = (

@@ -8,6 +8,18 @@ import os
 
 HEADLESS_ENV = "OPSLIB_HEADLESS"
 
+#: the alert receiver's secrets (opslib.serve reads them from its environment, never a flag):
+#: the senders' webhook tokens and HMAC secrets, and the chat webhook URL (its path is a token)
+SERVE_ALERTMANAGER_TOKENS_ENV = "OPSLIB_SERVE_ALERTMANAGER_TOKENS"
+SERVE_PAGERDUTY_SECRETS_ENV = "OPSLIB_SERVE_PAGERDUTY_SECRETS"
+SERVE_NOTIFY_URL_ENV = "OPSLIB_SERVE_NOTIFY_URL"
+#: what the runner removes from every kernel's environment, with the signing key's path
+SERVE_SECRET_ENVS = (
+    SERVE_ALERTMANAGER_TOKENS_ENV,
+    SERVE_PAGERDUTY_SECRETS_ENV,
+    SERVE_NOTIFY_URL_ENV,
+)
+
 
 def utcnow_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -13,7 +13,9 @@ import logging
 import os
 import urllib.request
 
-NOTIFY_ENV = "OPSLIB_SERVE_NOTIFY_URL"
+from opslib.core import runtime
+
+NOTIFY_ENV = runtime.SERVE_NOTIFY_URL_ENV
 log = logging.getLogger("opslib.serve")
 
 

@@ -13,6 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from opslib.core import runtime
 from opslib.serve.alerts import SourceConfig
 from opslib.serve.app import MAX_BODY, Service, create_app
 from opslib.serve.dispatch import Dispatcher
@@ -23,8 +24,8 @@ from opslib.serve.store import AlertStore
 log = logging.getLogger("opslib.serve")
 
 #: environment variables holding the senders' secrets (never a flag or a file the repo holds)
-ALERTMANAGER_TOKENS_ENV = "OPSLIB_SERVE_ALERTMANAGER_TOKENS"
-PAGERDUTY_SECRETS_ENV = "OPSLIB_SERVE_PAGERDUTY_SECRETS"
+ALERTMANAGER_TOKENS_ENV = runtime.SERVE_ALERTMANAGER_TOKENS_ENV
+PAGERDUTY_SECRETS_ENV = runtime.SERVE_PAGERDUTY_SECRETS_ENV
 
 
 def _split(value: str) -> tuple[str, ...]:

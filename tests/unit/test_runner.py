@@ -248,17 +248,24 @@ def test_max_output_mb_moves_outputs_out_of_the_notebook(evidence_dir):
     assert verify(r.bundle).ok
 
 
-def test_kernel_never_sees_the_signing_key(evidence_dir, tmp_path, monkeypatch):
+def test_kernel_never_sees_the_signing_key_or_the_receivers_secrets(
+    evidence_dir, tmp_path, monkeypatch
+):
     from nbformat.v4 import new_code_cell, new_notebook
 
+    from opslib.core.runtime import SERVE_SECRET_ENVS
     from opslib.evidence import signing
 
     priv, _pub = signing.generate(tmp_path / "k")
     monkeypatch.setenv(signing.SIGNING_KEY_ENV, str(priv))
+    for name in SERVE_SECRET_ENVS:  # what an `opslib serve` run inherits from the receiver
+        monkeypatch.setenv(name, "receiver-secret-canary-51f0")
     params = new_code_cell('label: str = ""  # a label')
     params.metadata["tags"] = ["parameters"]
     probe = new_code_cell(
-        "import os\nprint('key in kernel:', os.environ.get('OPSLIB_SIGNING_KEY'))"
+        "import os\nprint('key in kernel:', os.environ.get('OPSLIB_SIGNING_KEY'))\n"
+        "print('serve secrets in kernel:', "
+        "sorted(k for k in os.environ if k.startswith('OPSLIB_SERVE_')))"
     )
     nb = new_notebook(cells=[params, probe])
     nb.metadata["kernelspec"] = {
@@ -271,7 +278,9 @@ def test_kernel_never_sees_the_signing_key(evidence_dir, tmp_path, monkeypatch):
     r = opslib.run(str(path), evidence_dir=evidence_dir)
     assert r.status == "succeeded"
     assert (Path(r.bundle) / "manifest.sig").is_file()
-    assert "key in kernel: None" in (Path(r.bundle) / "probe.ipynb").read_text()
+    executed = (Path(r.bundle) / "probe.ipynb").read_text()
+    assert "key in kernel: None" in executed
+    assert "serve secrets in kernel: []" in executed
 
 
 def test_kernel_sockets_fit_sun_path_when_the_staging_dir_is_deep(tmp_path):
