@@ -56,7 +56,8 @@ ACTIONS = (ACTION_REBOOT, ACTION_FORCE_FAILOVER, ACTION_FAILOVER_CLUSTER)
 DEFAULT_TIMEOUT_SECONDS = 1800.0
 DEFAULT_POLL_SECONDS = 2.0
 #: a reboot must be seen leaving "available" before "available" again counts as back; if no poll
-#: ever sees it down (a reboot faster than one poll), it is taken as back after this long
+#: ever sees it down (a reboot faster than one poll), it is taken as back after this long, and
+#: its downtime is recorded as not measured (None), never as this grace
 REBOOT_GRACE_SECONDS = 60.0
 EVENT_MINUTES = 24 * 60
 
@@ -584,12 +585,13 @@ def _wait_back(
     t0: float,
     timeout_s: float,
     poll_s: float,
-) -> tuple[DbTarget, float, _Seen]:
+) -> tuple[DbTarget, float | None, _Seen]:
     """Poll until the target is available again (and, for a failover, its writer changed).
 
     Returns the target, the seconds from the call to the first poll that saw it back (the
-    downtime as polling measures it, to within ``poll_s``) and what the polls saw. A throttled
-    poll is counted and the wait goes on.
+    downtime as polling measures it, to within ``poll_s``; None for a reboot no poll saw go
+    down: there is nothing measured to report) and what the polls saw. A throttled poll is
+    counted and the wait goes on.
     """
     statuses: list[str] = []
     throttled = 0
@@ -637,12 +639,47 @@ def _wait_back(
         desc=f"{identifier} back (s)",
         on_timeout=on_timeout,
     )
-    return target, round(time.monotonic() - t0, 1), _Seen(tuple(statuses), throttled)
+    elapsed = round(time.monotonic() - t0, 1)
+    went_down = any(not s.startswith("available") or "(members" in s for s in statuses)
+    downtime = elapsed if (failover or went_down) else None
+    return target, downtime, _Seen(tuple(statuses), throttled)
 
 
-def _outcome(
-    change: Change, before: str, target: DbTarget, downtime: float, seen: _Seen, detail: str
+def _perform(
+    change: Change,
+    kind: TargetKind,
+    identifier: str,
+    call,
+    *,
+    failover: bool,
+    rds: RDSClient,
+    timeout_s: float,
+    poll_s: float,
 ) -> ChangeOutcome:
+    """The writer before, the one API call, the bounded wait until back, the outcome."""
+    before = describe_target(kind, identifier, rds=rds).writer
+    t0 = time.monotonic()
+    _call(f"{change.action} {identifier}", call, **change.params)
+    target, downtime, seen = _wait_back(
+        kind,
+        identifier,
+        rds=rds,
+        writer_before=before,
+        failover=failover,
+        t0=t0,
+        timeout_s=timeout_s,
+        poll_s=poll_s,
+    )
+    back = (
+        "no poll saw it down (shorter than one poll): downtime not measured"
+        if downtime is None
+        else f"back after {downtime:.0f} s"
+    )
+    if not failover:
+        detail = f"rebooted; available again, {back}"
+    else:
+        what = "primary" if kind is TargetKind.INSTANCE else "writer"
+        detail = f"failed over: {what} {before} -> {target.writer}; {back}"
     data = {
         "writer_before": before,
         "writer_after": target.writer,
@@ -663,26 +700,16 @@ def reboot_instance(
     poll_s: float = DEFAULT_POLL_SECONDS,
 ) -> ChangeOutcome:
     """RebootDBInstance (with ForceFailover for the failover action), then wait until back."""
-    ident = change.params["DBInstanceIdentifier"]
-    failover = bool(change.params.get("ForceFailover"))
-    before = describe_target(TargetKind.INSTANCE, ident, rds=rds).writer
-    t0 = time.monotonic()
-    _call(f"{change.action} {ident}", rds.reboot_db_instance, **change.params)
-    target, downtime, seen = _wait_back(
+    return _perform(
+        change,
         TargetKind.INSTANCE,
-        ident,
+        change.params["DBInstanceIdentifier"],
+        rds.reboot_db_instance,
+        failover=bool(change.params.get("ForceFailover")),
         rds=rds,
-        writer_before=before,
-        failover=failover,
-        t0=t0,
         timeout_s=timeout_s,
         poll_s=poll_s,
     )
-    if failover:
-        detail = f"failed over: primary {before} -> {target.writer}; back after {downtime:.0f} s"
-    else:
-        detail = f"rebooted; available again after {downtime:.0f} s"
-    return _outcome(change, before, target, downtime, seen, detail)
 
 
 @executors.register(ACTION_FAILOVER_CLUSTER)
@@ -694,19 +721,13 @@ def failover_cluster(
     poll_s: float = DEFAULT_POLL_SECONDS,
 ) -> ChangeOutcome:
     """FailoverDBCluster, then wait until the cluster is available with another writer."""
-    ident = change.params["DBClusterIdentifier"]
-    before = describe_target(TargetKind.CLUSTER, ident, rds=rds).writer
-    t0 = time.monotonic()
-    _call(f"{change.action} {ident}", rds.failover_db_cluster, **change.params)
-    target, downtime, seen = _wait_back(
+    return _perform(
+        change,
         TargetKind.CLUSTER,
-        ident,
-        rds=rds,
-        writer_before=before,
+        change.params["DBClusterIdentifier"],
+        rds.failover_db_cluster,
         failover=True,
-        t0=t0,
+        rds=rds,
         timeout_s=timeout_s,
         poll_s=poll_s,
     )
-    detail = f"failed over: writer {before} -> {target.writer}; back after {downtime:.0f} s"
-    return _outcome(change, before, target, downtime, seen, detail)

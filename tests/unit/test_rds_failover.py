@@ -47,7 +47,8 @@ def test_cluster_writer_readers_and_endpoints_as_read(rds):
     assert t.can_fail_over and t.status == "available"
     names = [e.name for e in t.endpoints]
     assert names[:2] == ["cluster (writer)", "reader"]
-    assert ".cluster-ro-" in t.endpoints[1].address or t.endpoints[1].address
+    writer_address, reader_address = t.endpoints[0].address, t.endpoints[1].address
+    assert reader_address and writer_address and reader_address != writer_address
 
 
 def test_single_az_instance_has_no_standby_and_a_missing_one_is_not_found(rds):
@@ -84,6 +85,32 @@ def test_multi_az_failover_swaps_primary_and_standby_and_records_events(rds, mul
     assert after.secondary_availability_zone == primary
     msgs = [e.message for e in rf.recent_events(after, rds=rds).events]
     assert "Multi-AZ instance failover completed." in msgs and "DB instance restarted." in msgs
+
+
+def test_a_reboot_is_waited_for_and_its_downtime_measured(rds, multi_az):
+    t = rf.describe_target("instance", multi_az, rds=rds)
+    [change] = rf.plan_reboot(t, timeout_s=60).changes
+    out = rf.reboot_instance(change, rds=rds, timeout_s=30, poll_s=0.5)
+    assert out.data["statuses_seen"][0] == "rebooting" and out.data["status_after"] == "available"
+    assert 1.5 <= out.data["downtime_seconds"] <= 10
+    assert out.data["writer_before"] == out.data["writer_after"] == t.availability_zone
+    assert out.detail.startswith("rebooted; available again, back after")
+
+
+def test_a_reboot_no_poll_saw_has_no_made_up_downtime(rds, multi_az, monkeypatch):
+    """Faster than one poll: after the grace it counts as back, with the downtime not measured
+    (None), never the grace itself."""
+    rds.add_tags_to_resource(
+        ResourceName=rf.describe_target("instance", multi_az, rds=rds).arn,
+        Tags=[{"Key": "sandbox.opslib.dev/reboot-seconds", "Value": "0"}],
+    )
+    monkeypatch.setattr(rf, "REBOOT_GRACE_SECONDS", 1.0)
+    [change] = rf.plan_reboot(
+        rf.describe_target("instance", multi_az, rds=rds), timeout_s=60
+    ).changes
+    out = rf.reboot_instance(change, rds=rds, timeout_s=30, poll_s=0.5)
+    assert out.data["downtime_seconds"] is None
+    assert "downtime not measured" in out.detail
 
 
 def test_a_reboot_longer_than_the_wait_times_out_saying_how_to_resume(rds, multi_az):

@@ -137,6 +137,8 @@ class ConnectProbe:
 def probe(pg_dsn: str, *, timeout_s: float, poll_s: float = PROBE_POLL_SECONDS) -> ConnectProbe:
     """Open a new connection (and run SELECT 1) until one succeeds, bounded by ``timeout_s``."""
     t0 = time.monotonic()
+    import psycopg
+
     attempts = 0
     error = ""
     while True:
@@ -147,6 +149,8 @@ def probe(pg_dsn: str, *, timeout_s: float, poll_s: float = PROBE_POLL_SECONDS) 
             return ConnectProbe(True, round(time.monotonic() - t0, 1), attempts)
         except ClientConfigError as exc:
             error = str(exc)
+        except psycopg.Error as exc:  # connected, then dropped (still restarting): try again
+            error = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if time.monotonic() - t0 >= timeout_s:
             return ConnectProbe(False, round(time.monotonic() - t0, 1), attempts, error)
         time.sleep(min(poll_s, max(0.0, timeout_s - (time.monotonic() - t0))))
