@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from opslib.clients import translate_aws_error
+from opslib.clients import aws_error_code, translate_aws_error
 from opslib.core import executors
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus
 
@@ -70,8 +70,9 @@ def read_target(*, autoscaling, cluster: str, service: str) -> ScalableTarget | 
         pols = autoscaling.describe_scaling_policies(
             ServiceNamespace=NAMESPACE, ResourceId=rid, ScalableDimension=DIMENSION
         ).get("ScalingPolicies", [])
-    except ClientError:
-        pols = []  # cooldowns are context for the plan, not needed to change capacity
+    except ClientError as exc:  # context for the plan, not needed to change capacity: say so
+        pols = []
+        cooldowns.append(f"cooldowns unreadable ({aws_error_code(exc)})")
     for p in pols:
         tt = p.get("TargetTrackingScalingPolicyConfiguration") or {}
         step = p.get("StepScalingPolicyConfiguration") or {}

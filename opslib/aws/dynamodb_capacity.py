@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
-from opslib.aws.cloudwatch import MetricQuery, get_metrics
 from opslib.clients import translate_aws_error
 from opslib.core import executors
 from opslib.core.plans import Change, ChangeOutcome, ChangeStatus
@@ -25,10 +24,8 @@ __all__ = [
     "THROTTLE_METRICS",
     "UPDATE_ACTION",
     "TableCapacity",
-    "ThrottleReading",
     "plan_update",
     "read_capacity",
-    "read_throttles",
     "update_table",
 ]
 
@@ -90,57 +87,6 @@ def read_capacity(*, dynamodb, table: str) -> TableCapacity:
         write_capacity=int(pt.get("WriteCapacityUnits", 0)) if prov else 0,
         status=str(t.get("TableStatus", "")),
         last_switch_to_on_demand=_utc(summary.get("LastUpdateToPayPerRequestDateTime")),
-    )
-
-
-@dataclass(frozen=True)
-class ThrottleReading:
-    """Throttle events and consumed units (per second) of one table over a window."""
-
-    table: str
-    start: _dt.datetime
-    end: _dt.datetime
-    throttled: dict[str, float]  # metric -> sum over the window
-    consumed_read_per_s: float | None
-    consumed_write_per_s: float | None
-    frame: object = None  # pandas.DataFrame of the series, for the chart
-
-    @property
-    def total(self) -> int:
-        return int(sum(self.throttled.values()))
-
-
-def read_throttles(
-    *, cloudwatch, table: str, start: _dt.datetime, end: _dt.datetime
-) -> ThrottleReading:
-    """Throttle sums and peak consumed capacity (units per second) between ``start`` and ``end``."""
-    dim = {"TableName": table}
-    qs = [
-        MetricQuery(f"t{i}", "AWS/DynamoDB", m, dim, "Sum", 60)
-        for i, m in enumerate(THROTTLE_METRICS)
-    ]
-    qs += [
-        MetricQuery("cr", "AWS/DynamoDB", "ConsumedReadCapacityUnits", dim, "Sum", 60),
-        MetricQuery("cw", "AWS/DynamoDB", "ConsumedWriteCapacityUnits", dim, "Sum", 60),
-    ]
-    series = get_metrics(qs, cloudwatch=cloudwatch, start=start, end=end)
-    frame = series.to_frame()
-
-    def col_sum(qid: str) -> float:
-        return float(frame[qid].sum()) if qid in frame and series.has_data(qid) else 0.0
-
-    def peak_per_s(qid: str) -> float | None:
-        return float(frame[qid].max()) / 60.0 if qid in frame and series.has_data(qid) else None
-
-    named = frame.rename(columns={f"t{i}": m for i, m in enumerate(THROTTLE_METRICS)})
-    return ThrottleReading(
-        table=table,
-        start=start,
-        end=end,
-        throttled={m: col_sum(f"t{i}") for i, m in enumerate(THROTTLE_METRICS)},
-        consumed_read_per_s=peak_per_s("cr"),
-        consumed_write_per_s=peak_per_s("cw"),
-        frame=named,
     )
 
 

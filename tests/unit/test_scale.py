@@ -383,7 +383,12 @@ def test_evidence_reads_utilisation_and_the_alb_against_the_thresholds(sandbox):
     labels = {r.label: r for r in ev.readings.readings}
     assert {"CPU %", "memory %", "ALB p99 s", "ALB target 5xx"} <= set(labels)
     assert labels["ALB p99 s"].value is not None and labels["CPU %"].warn == 70.0
-    assert all(f.severity in ("warning", "critical") for f in ev.findings)
+    # one finding per reading over its threshold, at that reading's level, and none for the rest
+    over = {r.label: r.level for r in ev.readings.readings if r.level in ("warning", "critical")}
+    named = {
+        label: f.severity.value for f in ev.findings for label in over if f": {label} " in f.title
+    }
+    assert named == over and len(ev.findings) >= len(over)
 
 
 def test_watch_samples_the_window_since_the_change_and_is_bounded(sandbox, capsys):
@@ -399,3 +404,44 @@ def test_watch_samples_the_window_since_the_change_and_is_bounded(sandbox, capsy
     assert time.monotonic() - t0 < 20
     assert scale.metrics.throttle_total(ev) == 0  # the seeded storm is all before "since"
     assert "watching fintech-rate-limits" in capsys.readouterr().out
+
+
+def test_a_pre_warm_of_a_service_without_a_scalable_target_is_refused(service):
+    """Nothing to set back to (the revert would have to deregister the target, which this runbook
+    does not do): refused before anything is registered."""
+    aws_client("application-autoscaling").deregister_scalable_target(
+        ServiceNamespace="ecs",
+        ResourceId=f"service/{service}/api",
+        ScalableDimension="ecs:service:DesiredCount",
+    )
+    try:
+        inp = scale.inputs(
+            "ecs-autoscaling",
+            f"{service}/api",
+            min_capacity=4,
+            max_capacity=8,
+            revert_after_hours=2,
+            watch_minutes=0,
+        )
+        conns = scale.connect(inp)
+        cur = scale.current(inp, conns)
+        assert cur.status == "no scalable target"
+        with pytest.raises(BadInputError, match="revert_after_hours: .* has no scalable target"):
+            scale.propose(inp, cur)
+        found = cli(
+            "application-autoscaling",
+            "describe-scalable-targets",
+            "--service-namespace",
+            "ecs",
+            "--resource-ids",
+            f"service/{service}/api",
+        )
+        assert found["ScalableTargets"] == []
+    finally:  # the fixture deregisters it at the end
+        aws_client("application-autoscaling").register_scalable_target(
+            ServiceNamespace="ecs",
+            ResourceId=f"service/{service}/api",
+            ScalableDimension="ecs:service:DesiredCount",
+            MinCapacity=2,
+            MaxCapacity=4,
+        )

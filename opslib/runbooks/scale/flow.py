@@ -335,8 +335,8 @@ def settle(
     def timed_out(cur: Current, status: str) -> str:
         return (
             f"{inp.target} is not live after {bound:.0f} s ({kind.live_text}); now {status}. The "
-            "change was made and keeps going without us: watch it, then run again with no "
-            "parameters to read it"
+            "change was made and keeps going without us: watch it, then run again with only "
+            f"target_kind={inp.kind.value} and target={inp.target} to read it"
         )
 
     try:
@@ -489,13 +489,3 @@ def _largest_step(a: Current, b: Current) -> int:
         if isinstance(a.numbers.get(k), int) and isinstance(b.numbers.get(k), int)
     ]
     return max(steps, default=1) or 1
-
-
-def check_target_kind(kind: str) -> TargetKind:
-    """A kind name as a TargetKind; BadInputError naming the choices."""
-    try:
-        return TargetKind(kind)
-    except ValueError:
-        raise BadInputError(
-            f"target_kind={kind!r}: give one of {', '.join(k.value for k in TargetKind)}"
-        ) from None

@@ -144,6 +144,12 @@ def _propose_ecs_autoscaling(inp: Inputs, cur: Current) -> Proposal:
             raise BadInputError(
                 f"min_capacity and max_capacity: {cur.target} has no scalable target yet; give both to register one"
             )
+        if inp.revert_after_hours > 0:
+            raise BadInputError(
+                f"revert_after_hours: {cur.target} has no scalable target, so a pre-warm has no "
+                "bounds to set back (a revert would have to deregister it); register the target "
+                "in a run without revert_after_hours, then pre-warm it"
+            )
         t = autoscaling.ScalableTarget(cluster, service, h.desired, h.desired, False, ())
     lo, hi = new_bounds(inp.request, t.min_capacity, t.max_capacity)
     check_step("min_capacity", t.min_capacity, lo, inp.max_step)
