@@ -57,7 +57,9 @@ MAX_SYNC_ROUNDS = 60
 class Store(Protocol):
     """What the controller needs from the API server's object store."""
 
-    def objects(self, key: tuple[str, str, str], ns: str) -> list[dict]: ...
+    def objects(
+        self, key: tuple[str, str, str], ns: str, *, owner_uid: str | None = None
+    ) -> list[dict]: ...
 
     def get(self, key: tuple[str, str, str], ns: str, name: str) -> dict | None: ...
 
@@ -202,7 +204,7 @@ class Controller:
     def _owned_replicasets(self, d: dict) -> list[dict]:
         uid = d["metadata"]["uid"]
         ns = d["metadata"]["namespace"]
-        return [rs for rs in self.store.objects(REPLICASETS, ns) if controller_uid(rs) == uid]
+        return self.store.objects(REPLICASETS, ns, owner_uid=uid)
 
     def _deployment(self, d: dict, crash: set[str], default_step: float) -> bool:
         ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
@@ -245,9 +247,8 @@ class Controller:
         if adopt:
             orphans = [
                 p
-                for p in self.store.objects(PODS, ns)
-                if controller_uid(p) is None
-                and selector
+                for p in self.store.objects(PODS, ns, owner_uid="")
+                if selector
                 and all(
                     (p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items()
                 )
@@ -478,12 +479,9 @@ class Controller:
 
     # --- ReplicaSets and pods ---------------------------------------------------------------
     def _pods(self, rs: dict) -> list[dict]:
-        uid = rs["metadata"]["uid"]
-        return [
-            p
-            for p in self.store.objects(PODS, rs["metadata"]["namespace"])
-            if controller_uid(p) == uid
-        ]
+        return self.store.objects(
+            PODS, rs["metadata"]["namespace"], owner_uid=rs["metadata"]["uid"]
+        )
 
     def _ready_count(self, rs: dict) -> int:
         return sum(1 for p in self._pods(rs) if pod_ready(p))
@@ -499,12 +497,9 @@ class Controller:
         selector = (rs["spec"].get("selector") or {}).get("matchLabels") or {}
         sel = ",".join(f"{k}={v}" for k, v in selector.items())
         changed = False
-        for p in self.store.objects(PODS, ns):  # adopt orphans that match the full selector
-            if (
-                sel
-                and controller_uid(p) is None
-                and match_labels(sel, p["metadata"].get("labels") or {})
-            ):
+        orphans = self.store.objects(PODS, ns, owner_uid="") if sel else []
+        for p in orphans:  # adopt orphans that match the full selector
+            if match_labels(sel, p["metadata"].get("labels") or {}):
                 p["metadata"]["ownerReferences"] = [_owner_ref(rs)]
                 self.store.update(PODS, p)
                 changed = True

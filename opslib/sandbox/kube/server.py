@@ -30,7 +30,7 @@ import jsonpatch
 import kmock
 
 from opslib.sandbox.kube import discovery, tables
-from opslib.sandbox.kube.controller import Controller
+from opslib.sandbox.kube.controller import Controller, controller_uid
 from opslib.sandbox.kube.selectors import (
     SelectorError,
     match_fields,
@@ -168,12 +168,20 @@ class SandboxKube(kmock.KubernetesScaffold):
             self._changed.notify_all()
 
     # --- the synchronous store API (also what the controller uses) ----------------------
-    def objects(self, key: tuple[str, str, str], ns: str) -> list[dict]:
+    def objects(
+        self, key: tuple[str, str, str], ns: str, *, owner_uid: str | None = None
+    ) -> list[dict]:
+        """Copies of the objects in ``ns`` (every namespace when empty); with ``owner_uid``,
+        only those that object controls (``""``: orphans, controlled by nothing), filtered
+        before copying (the controller asks for a
+        ReplicaSet's pods on every pass: copying every pod of the namespace to keep a few
+        was most of its time)."""
         group, _, plural = key
         return [
             copy.deepcopy(o)
             for (o_ns, _), o in sorted(self._bucket(group, plural).items())
-            if not ns or o_ns == ns
+            if (not ns or o_ns == ns)
+            and (owner_uid is None or (controller_uid(o) or "") == owner_uid)
         ]
 
     def get(self, key: tuple[str, str, str], ns: str, name: str) -> dict | None:
@@ -299,11 +307,29 @@ class SandboxKube(kmock.KubernetesScaffold):
             )
         self.controller.reconcile(namespaces)
 
+    def namespaces_in_motion(self) -> list[str]:
+        """Namespaces where the clock alone can change something: a deployment whose rollout
+        is not complete (a step due, a progress deadline to pass) or has no status yet.
+
+        Every write already reconciles its namespace; the tick only has to move time-driven
+        state. Reconciling every namespace four times a second deep-copied every deployment
+        and ReplicaSet each time: 15 % of a core for an idle emulator, taken from the tests.
+        """
+        moving: set[str] = set()
+        for (ns, _name), d in self._bucket("apps", "deployments").items():
+            conds = (d.get("status") or {}).get("conditions") or []
+            reasons = {c.get("reason") for c in conds if c.get("type") == "Progressing"}
+            if "NewReplicaSetAvailable" not in reasons:
+                moving.add(ns)
+        return sorted(moving)
+
     async def tick(self) -> None:
         """Advance stepped rollouts and progress deadlines (see opslib.sandbox.kube.controller)."""
         while True:
             await asyncio.sleep(TICK_S)
-            self.reconcile()
+            moving = self.namespaces_in_motion()
+            if moving:
+                self.reconcile(moving)
             await self._commit()
 
     # --- dispatch ----------------------------------------------------------------------
