@@ -3,6 +3,9 @@
 
 VENV := .venv/bin
 PYTEST_ARGS ?=
+# one pytest worker per core, each with its own sandbox (files stay whole on one worker, so a
+# module's fixtures start once); TEST_WORKERS=0 runs the suite in a single process
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 demo:
 	scripts/bootstrap.sh
@@ -13,7 +16,7 @@ test:
 	$(VENV)/ruff check .
 	$(VENV)/ruff format --check .
 	$(VENV)/lint-imports
-	$(VENV)/python -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/python -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint:
 	$(VENV)/ruff check .
