@@ -8,9 +8,11 @@ dispatcher's job, in the background. ``GET /healthz`` and ``GET /runs`` read the
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +70,8 @@ class Service:
             self.rejected["422"] += 1
             names = ", ".join(sorted({d.alert.name or "?" for d in decisions}))
             return 422, {"error": f"no route matches alert(s) {names}; nothing run"}
-        raw = self.redactor.obj(_json_or_text(delivery.body))
+        # the redacted payload goes into new rows only: a duplicate (most of a burst) skips it
+        raw = functools.cache(lambda: self.redactor.obj(_json_or_text(delivery.body)))
         outcomes = self.store.accept([self._row(d, raw) for d in routed])
         self.dispatcher.wake()
         answer: dict[str, Any] = {"accepted": [], "duplicates": [], "ignored": [], "unrouted": []}
@@ -79,9 +82,13 @@ class Service:
         answer["unrouted"] = [d.alert.name for d in decisions if d.route is None]
         return 202, answer
 
-    def _row(self, d: Decision, raw: Any) -> dict[str, Any]:
+    def _row(self, d: Decision, raw: Callable[[], Any]) -> dict[str, Any]:
         assert d.route is not None
-        trigger = {**d.alert.trigger(), "route": d.route.name, "payload": raw}
+        route = d.route.name
+
+        def trigger() -> dict[str, Any]:
+            return {**d.alert.trigger(), "route": route, "payload": raw()}
+
         return {
             "dedup_key": d.alert.dedup_key,
             "source": d.alert.source,

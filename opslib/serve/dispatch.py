@@ -10,36 +10,16 @@ from the intake makes a new alert start at once rather than at the next poll.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 
 from opslib.serve import notify
 from opslib.serve.executors import Executor, RunOutcome
+from opslib.serve.priority import RUN_NICENESS, lower_priority
 from opslib.serve.store import AlertStore, Queued
 
 log = logging.getLogger("opslib.serve")
 
-#: niceness of the run workers (and so of the kernels they start): the receiver answers first
-RUN_NICENESS = 10
-
-
-def lower_priority(niceness: int = RUN_NICENESS) -> None:
-    """Run this worker thread, and every process it starts, at a lower CPU priority.
-
-    On Linux niceness is per thread and a child process inherits its creating thread's: a
-    worker that lowers its own makes the runner, papermill and the kernel of each run yield to
-    the uvicorn thread, so a burst of alerts gets its 202s while earlier alerts' notebooks
-    run. Raising one's niceness needs no privilege; elsewhere (no per-thread niceness) this
-    does nothing rather than slow the whole receiver down.
-    """
-    if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
-    except OSError as exc:  # a sandbox that forbids it: the runs just compete as before
-        log.debug("could not lower the run worker's priority: %s", exc)
+__all__ = ["RUN_NICENESS", "Dispatcher", "lower_priority"]
 
 
 class Dispatcher:

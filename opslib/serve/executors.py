@@ -1,4 +1,5 @@
-"""Who runs an accepted alert's runbook: this process (``local``) or a Kubernetes Job.
+"""Who runs an accepted alert's runbook: this machine, a process per run (``local``), or a
+Kubernetes Job.
 
 A registry (``--executor NAME``): an executor has a ``name`` and ``run(queued, store) ->
 RunOutcome``, blocking until the run has ended, so the dispatcher's bounded pool of workers
@@ -11,15 +12,21 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import multiprocessing
+import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
 from opslib import catalog, runner
 from opslib.core.errors import BadInputError, OpslibError, RunbookTimeoutError
 from opslib.core.progress import no_progress
 from opslib.core.waits import poll_until
+from opslib.serve.priority import lower_priority
 from opslib.serve.routes import force_dry
 from opslib.serve.store import AlertStore, Queued
 
@@ -77,43 +84,133 @@ def _error_text(error: Mapping[str, Any] | None) -> str:
     return f"{error.get('ename', '')}: {error.get('evalue', '')}".strip(": ")
 
 
+@dataclass(frozen=True)
+class _LocalJob:
+    """What a run's own process needs (picklable: it crosses to that process)."""
+
+    queued: Queued
+    evidence_dir: str
+    env: dict[str, str]
+    defaults: dict[str, Any]
+    timeout: float | None
+    #: the receiver's environment when the run started (the fork server's is older)
+    environ: dict[str, str] = field(default_factory=dict)
+
+
+def _run_local(job: _LocalJob) -> RunOutcome:
+    """One run through ``opslib.runner.run``, its ending as ``GET /runs`` shows it."""
+    kw: dict[str, Any] = {}
+    if RUNNER_TAKES_EXTRA:
+        kw["extra"] = {"trigger": job.queued.trigger}
+    try:
+        result = runner.run(
+            job.queued.runbook,
+            forced(job.queued),
+            evidence_dir=job.evidence_dir,
+            timeout=job.timeout,
+            env=job.env,
+            defaults=job.defaults,
+            **kw,
+        )
+    except BadInputError as exc:  # the runbook changed under the route: refused, no kernel
+        return RunOutcome("refused", exc.exit_code, error=str(exc))
+    except OpslibError as exc:  # the evidence store and its fallback both failed
+        return RunOutcome("failed", 4, error=f"{type(exc).__name__}: {exc}")
+    rec = result.record or {}
+    return RunOutcome(
+        status=str(result.status),
+        exit_code=result.exit_code,
+        bundle=result.bundle or "",
+        error=_error_text(rec.get("error")),
+        verdict=str((rec.get("results") or {}).get("verdict", "")),
+    )
+
+
+def _run_in_child(job: _LocalJob, conn: Connection) -> None:
+    """The body of a run's own process: lower priority, run, send the outcome back."""
+    lower_priority()
+    os.environ.clear()
+    os.environ.update(job.environ)
+    try:
+        outcome = _run_local(job)
+    except BaseException as exc:  # noqa: BLE001  the parent must hear how it ended
+        outcome = RunOutcome("failed", 4, error=f"{type(exc).__name__}: {exc}")
+    conn.send(outcome)
+    conn.close()
+
+
+#: what the fork server imports once, so each run's process starts in milliseconds
+_PRELOAD = ["opslib.runner", "papermill", "nbclient", "nbconvert", "jupyter_client"]
+_CONTEXT: list[BaseContext] = []
+_CONTEXT_LOCK = threading.Lock()
+
+
+def _run_context() -> BaseContext:
+    """The fork-server context (POSIX) runs start from, or spawn where there is no fork."""
+    with _CONTEXT_LOCK:
+        if not _CONTEXT:
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(_PRELOAD)
+            else:
+                ctx = multiprocessing.get_context("spawn")
+            _CONTEXT.append(ctx)
+        return _CONTEXT[0]
+
+
 @register_executor("local")
 @dataclass
 class LocalExecutor:
-    """``opslib.runner.run`` in this process's worker thread, one kernel per run."""
+    """``opslib.runner.run`` on this machine, each run in a process of its own.
+
+    Not in the receiver's own threads: a run's papermill, nbclient and HTML rendering are
+    seconds of Python that would hold the receiver's GIL while the 202s wait (p99 679 ms
+    under a burst with two runs in threads), and ``runner.run`` scopes ``os.environ``,
+    which two runs in one process would share. Each run's process starts from a fork server
+    that imported the runner once, runs at the workers' lower priority, and sends its outcome
+    back through a pipe; a process that dies before it does (killed, out of memory) ends its
+    row as an infrastructure failure (exit 4) instead of leaving it running. ``isolate=False``
+    runs in the calling thread (tests, debugging).
+    """
 
     evidence_dir: str = "evidence"
     env: Mapping[str, str] = field(default_factory=dict)
     defaults_for: Callable[[str], Mapping[str, Any]] = lambda _runbook: {}
     timeout: float | None = None
+    isolate: bool = True
     name: str = "local"
 
     def run(self, queued: Queued, store: AlertStore) -> RunOutcome:
-        kw: dict[str, Any] = {}
-        if RUNNER_TAKES_EXTRA:
-            kw["extra"] = {"trigger": queued.trigger}
-        try:
-            result = runner.run(
-                queued.runbook,
-                forced(queued),
-                evidence_dir=self.evidence_dir,
-                timeout=self.timeout,
-                env=dict(self.env),
-                defaults=dict(self.defaults_for(queued.runbook)),
-                **kw,
-            )
-        except BadInputError as exc:  # the runbook changed under the route: refused, no kernel
-            return RunOutcome("refused", exc.exit_code, error=str(exc))
-        except OpslibError as exc:  # the evidence store and its fallback both failed
-            return RunOutcome("failed", 4, error=f"{type(exc).__name__}: {exc}")
-        rec = result.record or {}
-        return RunOutcome(
-            status=str(result.status),
-            exit_code=result.exit_code,
-            bundle=result.bundle or "",
-            error=_error_text(rec.get("error")),
-            verdict=str((rec.get("results") or {}).get("verdict", "")),
+        job = _LocalJob(
+            queued=queued,
+            evidence_dir=str(self.evidence_dir),
+            env=dict(self.env),
+            defaults=dict(self.defaults_for(queued.runbook)),
+            timeout=self.timeout,
+            environ=dict(os.environ),
         )
+        if not self.isolate:
+            return _run_local(job)
+        ctx = _run_context()
+        receive, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_run_in_child, args=(job, send), name=f"opslib-run-{queued.id}", daemon=True
+        )
+        proc.start()
+        send.close()  # the child holds the only writer: EOF when it ends
+        try:
+            outcome: RunOutcome = receive.recv()
+        except EOFError:
+            proc.join(timeout=30)
+            return RunOutcome(
+                "failed",
+                4,
+                error=f"the run's process ended without an outcome (exit code {proc.exitcode})",
+            )
+        finally:
+            receive.close()
+        proc.join(timeout=30)
+        return outcome
 
 
 def job_name(queued: Queued) -> str:
