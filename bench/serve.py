@@ -53,6 +53,15 @@ def pct(values: list[float], q: float) -> float:
 async def blast(
     url: str, bodies: list[bytes], clients: int
 ) -> tuple[list[float], list[int], list[float]]:
+    """Post every body over ``clients`` keep-alive connections, each as fast as it can.
+
+    aiohttp, not httpx: httpx's connection pool (httpcore) serialises 16 concurrent requests
+    badly on this machine (160 posts/s and a p99 of 550-600 ms against a bare 404, where
+    aiohttp gets 330/s and 135 ms against the same receiver), so the figure measured the
+    client. Either way the client shares the two cores with the receiver.
+    """
+    import aiohttp
+
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
     times: list[float] = []
     codes: list[int] = []
@@ -60,8 +69,9 @@ async def blast(
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for b in bodies:
         queue.put_nowait(b)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def worker() -> None:
             while True:
@@ -70,9 +80,10 @@ async def blast(
                 except asyncio.QueueEmpty:
                     return
                 t0 = time.perf_counter()
-                r = await client.post(url, content=body, headers=headers)
+                async with session.post(url, data=body, headers=headers) as r:
+                    await r.read()
                 times.append((time.perf_counter() - t0) * 1000)
-                codes.append(r.status_code)
+                codes.append(r.status)
                 timing = r.headers.get("server-timing", "")
                 if "dur=" in timing:
                     server.append(float(timing.split("dur=")[1]))
