@@ -1,7 +1,7 @@
 """opslib.runbooks.latency_triage on the seeded latency incident (sandbox: moto, PostgreSQL, Kubernetes emulator).
 
-The scenario is reseeded before each test that reads it, and after each test that changes it,
-so every test starts from the same incident: p99 past 500 ms, RDS CPU ~92 %, Redis evictions,
+The scenario is reseeded before each test that reads it (a test that changes it needs nothing
+more), so every test starts from the same incident: p99 past 500 ms, RDS CPU ~92 %, Redis evictions,
 auth-service pods OOMKilled, and one idle-in-transaction session blocking three others.
 """
 
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.timeout(180)
 def incident(sandbox):
     errors = sb.seed(["latency"])
     assert errors.get("latency") == "", errors
-    params = sb.presets("latency-triage")
-    yield params
-    sb.seed(["latency"])  # leave the incident as the next test expects it
+    return sb.presets("latency-triage")
 
 
 def run_all(params, **over):
