@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from opslib.core.errors import BadInputError, SecretInParameterError, UnknownRunbookError
+from opslib.core.lazy_imports import import_papermill_lean
 from opslib.core.redact import find_secret
 
 NOTEBOOKS_ENV = "OPSLIB_NOTEBOOKS"
@@ -106,6 +107,7 @@ def _literal(text: str) -> Any:
 
 def read_parameters(path: str | os.PathLike[str]) -> tuple[ParamInfo, ...]:
     """Parameters of a notebook via ``papermill.inspect_notebook`` (name, type, default, help)."""
+    import_papermill_lean()
     from papermill import inspect_notebook
 
     params = inspect_notebook(str(path))

@@ -43,6 +43,7 @@ from typing import Any
 
 from opslib import catalog
 from opslib.core.errors import BadInputError
+from opslib.core.lazy_imports import import_papermill_lean
 from opslib.core.plans import APPROVAL_ENV, REQUIRE_APPROVERS_ENV, ApprovalGrant
 from opslib.core.redact import Redactor, registered_secrets
 from opslib.core.runtime import SERVE_SECRET_ENVS
@@ -586,6 +587,7 @@ def _execute_in(
     warm: threading.Thread | None = None
     with _scoped_environ(run_env):
         looker = threading.Thread(target=lookup, name="opslib-operator", daemon=True)
+        import_papermill_lean()  # before the lookup thread may import boto3 for itself
         looker.start()
         try:
             from papermill import execute_notebook
