@@ -587,7 +587,7 @@ def _execute_in(
     warm: threading.Thread | None = None
     with _scoped_environ(run_env):
         looker = threading.Thread(target=lookup, name="opslib-operator", daemon=True)
-        import_papermill_lean()  # before the lookup thread may import boto3 for itself
+        import_papermill_lean()
         looker.start()
         try:
             from papermill import execute_notebook

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 import types
 from typing import Any
 
@@ -43,32 +44,32 @@ def defer_rfc3987_syntax() -> None:
     sys.modules[_NAME] = module
 
 
-#: papermill's optional I/O handlers opslib never uses, and what importing each costs
-_PAPERMILL_UNUSED = (
-    "pyarrow",  # the hdfs:// handler: pyarrow.fs and numpy, ~0.6 s
-    "boto3",  # the s3:// handler (opslib writes S3 evidence itself), ~0.5 s
-)
+#: papermill's optional I/O handler opslib never uses, and what importing it costs. Not boto3
+#: (the S3 handler): the runner imports it anyway (its operator lookup asks STS who runs), and
+#: making it unimportable, even briefly, could fail another thread's import of it.
+_PAPERMILL_UNUSED = ("pyarrow",)  # the hdfs:// handler: pyarrow.fs and numpy, ~0.6 s
+_LEAN_LOCK = threading.Lock()
 
 
 def import_papermill_lean() -> None:
-    """Import papermill without the remote-I/O handlers opslib never asks it for.
+    """Import papermill without its HDFS handler, which opslib never asks it for.
 
-    ``papermill.iorw`` tries, at import, ``pyarrow.fs`` (HDFS) and boto3 (S3) and falls back
-    to a "missing dependency" stub on ImportError. opslib reads notebooks from disk and writes
-    evidence through its own store, so those handlers only cost every ``opslib run`` about a
-    second. While papermill imports, the not-yet-imported packages are made unimportable
-    (``None`` in ``sys.modules``, Python's own way to say so), then made importable again:
-    papermill keeps its stubs, and anything else that imports pyarrow or boto3 later (CUR
-    reading, the AWS clients) gets the real package as usual.
+    ``papermill.iorw`` tries ``pyarrow.fs`` at import and falls back to a "missing
+    dependency" stub on ImportError. opslib reads notebooks from disk, so the handler only
+    costs every ``opslib run`` about 0.6 s (pyarrow and numpy). While papermill imports,
+    pyarrow (when not imported yet) is made unimportable (``None`` in ``sys.modules``,
+    Python's own way to say so), then importable again: papermill keeps its stub, and the CUR
+    reader that imports pyarrow later gets the real package.
     """
-    if "papermill.iorw" in sys.modules:
-        return
-    blocked = [name for name in _PAPERMILL_UNUSED if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        import papermill.iorw  # noqa: F401
-    finally:
+    with _LEAN_LOCK:
+        if "papermill.iorw" in sys.modules:
+            return
+        blocked = [name for name in _PAPERMILL_UNUSED if name not in sys.modules]
         for name in blocked:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
+            sys.modules[name] = None  # type: ignore[assignment]
+        try:
+            import papermill.iorw  # noqa: F401
+        finally:
+            for name in blocked:
+                if sys.modules.get(name, 0) is None:
+                    del sys.modules[name]

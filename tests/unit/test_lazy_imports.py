@@ -1,6 +1,6 @@
 """opslib defers what costs every process seconds at import and is almost never used:
-rfc3987_syntax (3 s of lark grammars) until an IRI is checked, and papermill's HDFS and S3
-handlers (pyarrow, boto3) altogether."""
+rfc3987_syntax (3 s of lark grammars) until an IRI is checked, and papermill's HDFS handler
+(pyarrow) altogether."""
 
 from __future__ import annotations
 
@@ -44,12 +44,11 @@ LEAN = """
 import json, sys
 from opslib.core.lazy_imports import import_papermill_lean
 import_papermill_lean()
-skipped = {n: n in sys.modules for n in ("pyarrow", "boto3", "numpy")}
+skipped = {n: n in sys.modules for n in ("pyarrow", "numpy")}
 import papermill.iorw as iorw
-stubs = {"s3": iorw.S3.__name__, "hdfs": iorw.HadoopFileSystem.__name__}
-import boto3, pyarrow  # still importable afterwards, the real packages
-print(json.dumps({"skipped": skipped, "stubs": stubs,
-                  "boto3": bool(boto3.__file__), "pyarrow": pyarrow.__version__}))
+stubs = {"hdfs": iorw.HadoopFileSystem.__name__, "s3": iorw.S3.__name__}
+import pyarrow  # still importable afterwards, the real package
+print(json.dumps({"skipped": skipped, "stubs": stubs, "pyarrow": pyarrow.__version__}))
 """
 
 
@@ -58,7 +57,7 @@ def test_papermill_imports_without_its_remote_io_and_the_packages_stay_importabl
         [sys.executable, "-c", LEAN], capture_output=True, text=True, timeout=120, check=True
     )
     got = json.loads(out.stdout)
-    assert got["skipped"] == {"pyarrow": False, "boto3": False, "numpy": False}
-    assert got["boto3"] and got["pyarrow"]  # imported fine once papermill was in
-    # papermill fell back to its "missing dependency" stubs for the two handlers it skipped
-    assert got["stubs"] == {"s3": "missing_dep", "hdfs": "missing_dep"}
+    assert got["skipped"] == {"pyarrow": False, "numpy": False}
+    assert got["pyarrow"]  # imported fine once papermill was in
+    # papermill fell back to its "missing dependency" stub for HDFS only; S3 is the real one
+    assert got["stubs"] == {"hdfs": "missing_dep", "s3": "S3"}
