@@ -14,12 +14,10 @@ import threading
 
 from opslib.serve import notify
 from opslib.serve.executors import Executor, RunOutcome
-from opslib.serve.priority import RUN_NICENESS, lower_priority
+from opslib.serve.priority import lower_priority
 from opslib.serve.store import AlertStore, Queued
 
 log = logging.getLogger("opslib.serve")
-
-__all__ = ["RUN_NICENESS", "Dispatcher", "lower_priority"]
 
 
 class Dispatcher:

@@ -9,13 +9,13 @@ bounds kernels (local) or Jobs being watched (kubernetes) alike. Both force the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
 import multiprocessing
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -141,21 +141,16 @@ def _run_in_child(job: _LocalJob, conn: Connection) -> None:
 
 #: what the fork server imports once, so each run's process starts in milliseconds
 _PRELOAD = ["opslib.runner", "papermill", "nbclient", "nbconvert", "jupyter_client"]
-_CONTEXT: list[BaseContext] = []
-_CONTEXT_LOCK = threading.Lock()
 
 
+@functools.cache
 def _run_context() -> BaseContext:
     """The fork-server context (POSIX) runs start from, or spawn where there is no fork."""
-    with _CONTEXT_LOCK:
-        if not _CONTEXT:
-            if "forkserver" in multiprocessing.get_all_start_methods():
-                ctx = multiprocessing.get_context("forkserver")
-                ctx.set_forkserver_preload(_PRELOAD)
-            else:
-                ctx = multiprocessing.get_context("spawn")
-            _CONTEXT.append(ctx)
-        return _CONTEXT[0]
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(_PRELOAD)
+    return ctx
 
 
 @register_executor("local")
@@ -169,15 +164,13 @@ class LocalExecutor:
     which two runs in one process would share. Each run's process starts from a fork server
     that imported the runner once, runs at the workers' lower priority, and sends its outcome
     back through a pipe; a process that dies before it does (killed, out of memory) ends its
-    row as an infrastructure failure (exit 4) instead of leaving it running. ``isolate=False``
-    runs in the calling thread (tests, debugging).
+    row as an infrastructure failure (exit 4) instead of leaving it running.
     """
 
     evidence_dir: str = "evidence"
     env: Mapping[str, str] = field(default_factory=dict)
     defaults_for: Callable[[str], Mapping[str, Any]] = lambda _runbook: {}
     timeout: float | None = None
-    isolate: bool = True
     name: str = "local"
 
     def run(self, queued: Queued, store: AlertStore) -> RunOutcome:
@@ -189,8 +182,6 @@ class LocalExecutor:
             timeout=self.timeout,
             environ=dict(os.environ),
         )
-        if not self.isolate:
-            return _run_local(job)
         ctx = _run_context()
         receive, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from opslib.serve.dispatch import RUN_NICENESS, lower_priority
+from opslib.serve.priority import RUN_NICENESS, lower_priority
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice")
 
