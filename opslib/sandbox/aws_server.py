@@ -270,7 +270,14 @@ def retained(backend: Any, queue_name: str, message: Any) -> bool:
 
 
 def fast_unix_time(dt: Any = None) -> float:
-    return time.time() if dt is None else _moto_unix_time(dt)
+    """Now from ``time.time()``; a given datetime through moto's own conversion."""
+    if dt is None:
+        return time.time()
+    if _moto_unix_time is None:  # not installed (yet): moto's function is still moto's
+        from moto.core.utils import unix_time
+
+        return unix_time(dt)
+    return _moto_unix_time(dt)
 
 
 def fast_unix_time_millis(dt: Any = None) -> float:

@@ -31,11 +31,12 @@ def test_clock_is_the_wall_clock_and_dates_still_convert(monkeypatch):
         models.SQSBackend.is_message_valid_based_on_retention_period,
     )
     monkeypatch.setattr(aws_server, "_moto_unix_time", None)
+    when = dt.datetime(2026, 1, 2, 3, 4, 5)  # naive UTC, as moto passes them
+    assert aws_server.fast_unix_time(when) == 1767323045  # before the install too
     aws_server.install_fast_sqs()
     aws_server.install_fast_sqs()  # twice: still moto's conversion underneath, no recursion
     assert models.unix_time is aws_server.fast_unix_time
     assert abs(models.unix_time() - unix_time()) < 1
-    when = dt.datetime(2026, 1, 2, 3, 4, 5)  # naive UTC, as moto passes them
     assert models.unix_time(when) == unix_time(when) == 1767323045
     assert abs(models.unix_time_millis() - time.time() * 1000) < 1000
 
