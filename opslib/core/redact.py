@@ -34,8 +34,11 @@ MIN_SECRET_LEN = 8
 # Output MIME types holding base64 binary: a regex over them could only corrupt the image.
 _BINARY_MIMES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"})
 
-# (pattern, replacement) pairs for secret-shaped strings, applied in order.
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+# (pattern, replacement, literals) for secret-shaped strings, applied in order. Every match of
+# a pattern contains one of its literals (lower case: the pattern ignores case), so a string
+# with none of them is skipped without running the pattern: on a 6 MB redrive journal that is
+# 20 ms of substring checks instead of 1.1 s of regular expressions (see Redactor.text).
+_PATTERNS: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     # PEM private key blocks (RSA, EC, OPENSSH, ENCRYPTED, plain PKCS#8).
     (
         re.compile(
@@ -43,33 +46,51 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
             re.DOTALL,
         ),
         MASK,
+        ("PRIVATE KEY-----",),
     ),
     # scheme://user:password@host  -> keep user and host, mask the password.
-    (re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:'\"]*:)([^\s/@'\"]+)(@)"), rf"\1{MASK}\3"),
+    (
+        re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/@:'\"]*:)([^\s/@'\"]+)(@)"),
+        rf"\1{MASK}\3",
+        ("://",),
+    ),
     # libpq conninfo / ini style: password=secret, password = 'sec ret', "password": "x"
     (
         re.compile(
             r"""(?i)(\bpass(?:word|wd)?["']?\s*[=:]\s*)('(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|[^\s'",;)}\]]+)"""
         ),
         rf"\1{MASK}",
+        ("pass",),
     ),
     # AWS secret access key next to its name.
     (
         re.compile(r"""(?i)(aws_secret_access_key["']?\s*[=:]\s*["']?)[A-Za-z0-9/+=]{40}"""),
         rf"\1{MASK}",
+        ("aws_secret_access_key",),
     ),
     # AWS access key ids (long-term AKIA, temporary ASIA): an identifier, not a secret, shown
     # the way the IAM console and incident notes do, AKIA...XYZW, so a credential-leak
     # investigation can tell its key from the others without the id being in the evidence.
-    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b"), r"\1...\2"),
+    (re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b"), r"\1...\2", ("AKIA", "ASIA")),
     # Authorization header values (whole rest of the line / quoted value).
     (
         re.compile(r"""(?i)(\bauthorization["']?\s*[:=]\s*["']?)[^\r\n"']+"""),
         rf"\1{MASK}",
+        ("authorization",),
     ),
     # Bearer tokens anywhere.
-    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}"),
+    (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), rf"\1{MASK}", ("bearer",)),
 ]
+
+
+def _may_match(pattern: re.Pattern[str], literals: tuple[str, ...], s: str, lower: str) -> bool:
+    """Whether ``s`` holds one of ``pattern``'s literals: ``lower`` is ``s.lower()`` for an
+    ASCII string (where ignoring case means exactly that) and "" otherwise, which runs every
+    pattern (Unicode case rules let a non-ASCII letter match an ASCII one: ``ſ`` is ``s``)."""
+    if not lower:
+        return True
+    text = lower if pattern.flags & re.IGNORECASE else s
+    return any(lit in text for lit in literals)
 
 
 def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -113,8 +134,12 @@ class Redactor:
             return s
         if self._values_re is not None:
             s = self._values_re.sub(MASK, s)
-        for pattern, repl in _PATTERNS:
-            s = pattern.sub(repl, s)
+        lower = s.lower() if s.isascii() else ""
+        for pattern, repl, literals in _PATTERNS:
+            if _may_match(pattern, literals, s, lower):
+                s, n = pattern.subn(repl, s)
+                if n:
+                    lower = s.lower() if s.isascii() else ""
         return s
 
     def obj(self, value: Any) -> Any:

@@ -60,6 +60,58 @@ def test_secret_shapes_masked(text, leak):
     assert MASK in out
 
 
+@pytest.mark.parametrize(
+    ("text", "leak"),
+    [
+        ("PassWord=Mixed-Case-pw", "Mixed-Case-pw"),
+        ("AUTHORIZATION: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+        ("BEARER eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
+        ("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+        # non-ASCII: Unicode case rules match the long s (U+017F) as "s" and the dotless i
+        # (U+0131) as "i", so these strings take the path that runs every pattern
+        ("pa\u017f\u017fword=long-s-pw", "long-s-pw"),
+        ("author\u0131zation: Basic dotless-i-token", "dotless-i-token"),
+        ("caf\u00e9 password=unicode-line-pw", "unicode-line-pw"),
+    ],
+)
+def test_secret_shapes_masked_whatever_the_case_and_alphabet(text, leak):
+    """The literal pre-check (a pattern runs only when its literal is in the text) skips no
+    match: upper and mixed case, and letters that only Unicode case rules equate."""
+    big = "x" * 100_000 + "\n" + text + "\n" + "y" * 100_000  # a journal-sized string
+    for candidate in (text, big):
+        out = Redactor([{}]).text(candidate)
+        assert leak not in out
+        assert MASK in out
+
+
+def test_every_pattern_match_holds_one_of_its_literals():
+    """What makes the pre-check safe: each sample that a pattern matches contains one of its
+    literals (in lower case when the pattern ignores case)."""
+    import re
+
+    from opslib.core.redact import _PATTERNS
+
+    samples = [
+        "-----BEGIN EC PRIVATE KEY-----\nabc\n-----END EC PRIVATE KEY-----",
+        "mysql://root:pw@db/x",
+        "PASSWD: 'quoted'",
+        "Aws_Secret_Access_Key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "ASIAABCDEFGHIJKLMNOP",
+        "Authorization=token",
+        "bEaReR abcdefghijk",
+    ]
+    matched = 0
+    for pattern, _, literals in _PATTERNS:
+        for sample in samples:
+            m = pattern.search(sample)
+            if m is None:
+                continue
+            matched += 1
+            found = m.group(0).lower() if pattern.flags & re.IGNORECASE else m.group(0)
+            assert any(lit in found for lit in literals), (pattern.pattern, sample)
+    assert matched >= len(_PATTERNS)  # every pattern met at least one sample
+
+
 def test_url_user_and_host_kept():
     out = Redactor([{}]).text("postgresql://app:pw@db.internal:5432/payments")
     assert out == f"postgresql://app:{MASK}@db.internal:5432/payments"
