@@ -1,7 +1,7 @@
 """Run a runbook headless with papermill and always leave an evidence bundle.
 
 The order matters: parameters are validated (types, unknown names, secrets) before any kernel
-starts; the kernel is this interpreter (``sys.executable -m ipykernel_launcher``, so a fresh
+starts; the kernel is this interpreter (``sys.executable -m opslib.core.kernel_launcher``, so a fresh
 venv needs no ``ipykernel install``) with ``OPSLIB_HEADLESS=1`` and ``OPSLIB_RUN_DIR`` set;
 papermill saves partial progress to a private staging dir while cells run; a whole-run
 timeout or SIGTERM/SIGINT interrupts the kernel (then kills it after a grace period) and the
@@ -249,7 +249,8 @@ def kernel_manager(
     ipc_dir: str | os.PathLike[str],
     on_start: Any = None,
 ):
-    """An AsyncKernelManager running ``sys.executable -m ipykernel_launcher`` with ``env``.
+    """An AsyncKernelManager running ``sys.executable -m opslib.core.kernel_launcher`` (ipykernel,
+    without the interpreter's teardown at exit) with ``env``.
 
     Building the spec here (rather than looking up an installed ``python3`` kernelspec, whose
     ``argv[0]`` is a bare ``python`` resolved on PATH) guarantees the kernel is this very
@@ -277,7 +278,7 @@ def kernel_manager(
     if short_dir:
         weakref.finalize(km, shutil.rmtree, short_dir, True)
     km._kernel_spec = KernelSpec(
-        argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        argv=[sys.executable, "-m", "opslib.core.kernel_launcher", "-f", "{connection_file}"],
         display_name="Python 3 (ipykernel)",
         language="python",
         interrupt_mode="signal",

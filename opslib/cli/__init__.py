@@ -21,6 +21,7 @@ import importlib
 import sys
 
 from opslib.core.errors import OpslibError
+from opslib.core.fast_exit import exit_now
 
 #: subcommand modules, in the order `opslib --help` lists them
 COMMANDS = (
@@ -58,3 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except OpslibError as exc:
         err(f"error: {exc}")
         return exc.exit_code
+
+
+def entry_point() -> None:
+    """The ``opslib`` console script: :func:`main`, then exit without the interpreter's
+    teardown (:func:`opslib.core.fast_exit.exit_now`: 0.6-0.9 s after a run, for nothing)."""
+    exit_now(main())

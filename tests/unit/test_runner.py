@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,22 @@ TINY, FAILING, REFUSING, LONG, CANARY = (
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+
+def probe_notebook(path: Path, parameters: str, code: str) -> Path:
+    """A two-cell runbook at ``path``: a parameters cell and one probe cell."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    params = new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell(code)])
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+    return path
 
 
 def bundle_files(bundle: str) -> dict[str, bytes]:
@@ -251,7 +268,6 @@ def test_max_output_mb_moves_outputs_out_of_the_notebook(evidence_dir):
 def test_kernel_never_sees_the_signing_key_or_the_receivers_secrets(
     evidence_dir, tmp_path, monkeypatch
 ):
-    from nbformat.v4 import new_code_cell, new_notebook
 
     from opslib.core.runtime import SERVE_SECRET_ENVS
     from opslib.evidence import signing
@@ -260,21 +276,13 @@ def test_kernel_never_sees_the_signing_key_or_the_receivers_secrets(
     monkeypatch.setenv(signing.SIGNING_KEY_ENV, str(priv))
     for name in SERVE_SECRET_ENVS:  # what an `opslib serve` run inherits from the receiver
         monkeypatch.setenv(name, "receiver-secret-canary-51f0")
-    params = new_code_cell('label: str = ""  # a label')
-    params.metadata["tags"] = ["parameters"]
-    probe = new_code_cell(
+    path = probe_notebook(
+        tmp_path / "probe.ipynb",
+        'label: str = ""  # a label',
         "import os\nprint('key in kernel:', os.environ.get('OPSLIB_SIGNING_KEY'))\n"
         "print('serve secrets in kernel:', "
-        "sorted(k for k in os.environ if k.startswith('OPSLIB_SERVE_')))"
+        "sorted(k for k in os.environ if k.startswith('OPSLIB_SERVE_')))",
     )
-    nb = new_notebook(cells=[params, probe])
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    path = tmp_path / "probe.ipynb"
-    nbformat.write(nb, str(path))
     r = opslib.run(str(path), evidence_dir=evidence_dir)
     assert r.status == "succeeded"
     assert (Path(r.bundle) / "manifest.sig").is_file()
@@ -300,3 +308,27 @@ def test_kernel_sockets_fit_sun_path_when_the_staging_dir_is_deep(tmp_path):
     assert not short.exists()
     near = Path("/tmp") / "k"
     assert runner.kernel_manager({}, near).ip == str(near / "kernel")
+
+
+def test_kernel_exit_still_runs_atexit_and_flushes_files(evidence_dir, tmp_path):
+    """Headless kernels end without the interpreter's teardown (opslib.core.kernel_launcher);
+    what a normal exit does outside the process still happens: atexit handlers run, a file
+    left open is flushed, and the run is done only once the kernel is gone."""
+    out = tmp_path / "kernel-exit"
+    out.mkdir()
+    path = probe_notebook(
+        tmp_path / "exit_probe.ipynb",
+        'out_dir: str = ""  # where the probe writes',
+        "import atexit, os\n"
+        "atexit.register(lambda: open(os.path.join(out_dir, 'atexit.txt'), 'w').write('ran'))\n"
+        "left_open = open(os.path.join(out_dir, 'open.txt'), 'w')\n"
+        "left_open.write('flushed at exit')\n"
+        "print('kernel pid', os.getpid())",
+    )
+    r = opslib.run(str(path), {"out_dir": str(out)}, evidence_dir=evidence_dir)
+    assert r.status == "succeeded"
+    executed = next(Path(r.bundle).glob("*.ipynb")).read_text()
+    pid = int(re.search(r"kernel pid (\d+)", executed).group(1))
+    assert not Path(f"/proc/{pid}").exists()
+    assert (out / "atexit.txt").read_text() == "ran"
+    assert (out / "open.txt").read_text() == "flushed at exit"
