@@ -198,7 +198,12 @@ sqs = aws_session().client("sqs", endpoint_url=endpoint, config=aws_config())
 before = _helpers_running()
 r = move_messages(dlq, src, sqs=sqs, sqs_factory=worker_factory(sqs), concurrency=4,
                   rate_limit_per_second=100, progress=no_progress)
-children = [c for f in glob.glob("/proc/self/task/*/children") for c in open(f).read().split()]
+children = []
+for f in glob.glob("/proc/self/task/*/children"):
+    try:
+        children += open(f).read().split()
+    except FileNotFoundError:  # a thread that ended after the glob
+        pass
 print(json.dumps({"before": before, "after": _helpers_running(), "workers": r.workers,
                   "moved": r.moved, "errors": r.errors, "children": children}))
 """
