@@ -332,3 +332,27 @@ def test_kernel_exit_still_runs_atexit_and_flushes_files(evidence_dir, tmp_path)
     assert not Path(f"/proc/{pid}").exists()
     assert (out / "atexit.txt").read_text() == "ran"
     assert (out / "open.txt").read_text() == "flushed at exit"
+
+
+def test_kernel_that_used_multiprocessing_still_shuts_down_gracefully(evidence_dir, tmp_path):
+    """A cell that started multiprocessing's forkserver and resource tracker (as the DLQ
+    move's worker processes do): the kernel stops them at shutdown, so ipykernel does not wait
+    on the tracker (which ignores SIGTERM) until jupyter_client kills the kernel, and the
+    kernel's own exit still runs its atexit handlers, which a kill would skip."""
+    out = tmp_path / "mp-exit"
+    out.mkdir()
+    path = probe_notebook(
+        tmp_path / "mp_probe.ipynb",
+        'out_dir: str = ""  # where the probe writes',
+        "import atexit, multiprocessing, os\n"
+        "ctx = multiprocessing.get_context('forkserver')\n"
+        "p = ctx.Process(target=os.getpid)\n"
+        "p.start(); p.join()\n"
+        "lock = ctx.Lock()  # a semaphore the resource tracker watches\n"
+        "atexit.register(lambda: open(os.path.join(out_dir, 'atexit.txt'), 'w').write('ran'))\n"
+        "print('exit code of the child', p.exitcode)",
+    )
+    r = opslib.run(str(path), {"out_dir": str(out)}, evidence_dir=evidence_dir)
+    assert r.status == "succeeded"
+    assert "exit code of the child 0" in next(Path(r.bundle).glob("*.ipynb")).read_text()
+    assert (out / "atexit.txt").read_text() == "ran"

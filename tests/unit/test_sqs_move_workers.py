@@ -187,53 +187,6 @@ def test_worker_processes_interrupted_stop_cleanly_and_lose_nothing(sqs, serial,
     assert counts(sqs, dlq) == (100 - end["moved"], 0)
 
 
-_HELPERS_SCRIPT = """
-import glob, json, sys
-from opslib.aws.sqs.move import move_messages, worker_factory
-from opslib.aws.sqs.move.workers import _helpers_running
-from opslib.clients import aws_config, aws_session
-from opslib.core.progress import no_progress
-endpoint, dlq, src = sys.argv[1:4]
-sqs = aws_session().client("sqs", endpoint_url=endpoint, config=aws_config())
-before = _helpers_running()
-r = move_messages(dlq, src, sqs=sqs, sqs_factory=worker_factory(sqs), concurrency=4,
-                  rate_limit_per_second=100, progress=no_progress)
-children = []
-for f in glob.glob("/proc/self/task/*/children"):
-    try:
-        children += open(f).read().split()
-    except FileNotFoundError:  # a thread that ended after the glob
-        pass
-print(json.dumps({"before": before, "after": _helpers_running(), "workers": r.workers,
-                  "moved": r.moved, "errors": r.errors, "children": children}))
-"""
-
-
-def test_worker_processes_leave_no_helper_process_behind(sqs, serial, tmp_path):
-    """A move that started multiprocessing's forkserver and resource tracker stops them when
-    it ends: left running, every Jupyter kernel that ran a move waited 2.5 s at shutdown for
-    the tracker, which ignores the SIGTERM ipykernel sends its children. In a fresh process,
-    so nothing else in it started them."""
-    import subprocess
-    import sys
-
-    dlq, src = make_pair(sqs, 150)
-    p = subprocess.run(
-        [sys.executable, "-c", _HELPERS_SCRIPT, serial.meta.endpoint_url, dlq, src],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert p.returncode == 0, p.stderr[-2000:]
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    assert out["workers"].startswith("processes=") and out["moved"] == 150 and not out["errors"]
-    assert out["before"] == [False, False]  # neither was running before the move
-    assert out["after"] == [False, False]  # and neither is after it
-    assert out["children"] == []
-    assert "leaked" not in p.stderr  # the tracker had nothing left to clean up
-    assert counts(sqs, dlq) == (0, 0)
-
-
 _KILL_SCRIPT = """
 import sys
 from opslib.aws.sqs.move import move_messages, worker_factory

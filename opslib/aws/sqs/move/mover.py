@@ -133,7 +133,7 @@ class Mover:
         return self.keeper.done
 
     def attach(self, shared: Shared) -> None:
-        """Use ``shared``'s stop flag, budget, rate limit and progress count (not mid-move)."""
+        """Use ``shared``'s stop flag, budget, rate limit and progress count (before starting)."""
         self.shared = shared
         self.stop = shared.stop
         self.budget = Budget(shared)

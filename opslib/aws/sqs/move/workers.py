@@ -17,15 +17,11 @@ flag is lock-free and the shared locks give up once the move is stopping.
 
 from __future__ import annotations
 
-import gc
 import multiprocessing as mp
-import multiprocessing.forkserver as mp_forkserver
-import multiprocessing.resource_tracker as mp_resource_tracker
 import os
 import signal
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -89,15 +85,15 @@ class SharedLock:
     holder may have been killed, and then it is never released."""
 
     def __init__(self, lock: Any, stop: SharedFlag) -> None:
-        self.lock, self._stop = lock, stop
+        self._lock, self._stop = lock, stop
 
     def __enter__(self) -> None:
-        while not self.lock.acquire(timeout=0.5):
+        while not self._lock.acquire(timeout=0.5):
             if self._stop.is_set():
                 raise InterruptedError("move stopped")
 
     def __exit__(self, *exc: object) -> None:
-        self.lock.release()
+        self._lock.release()
 
 
 @dataclass(frozen=True)
@@ -222,27 +218,10 @@ def run_processes(
     worker processes (forkserver: no inherited threads or sockets), which join in as soon as
     they have started, and fold their results into ``mover``. On KeyboardInterrupt the shared
     stop flag is set, every worker finishes its in-flight batch (send, delete, journal) and
-    reports back, then it re-raises.
-
-    A move that ends normally also stops the forkserver and resource tracker it started
-    (:func:`_stop_helpers_started`), so the process is left as it was found."""
-    before = _helpers_running()
-    locks = _run_processes(mover, sqs_factory, spec, bar)
-    _stop_helpers_started(before, locks)
-
-
-def _run_processes(
-    mover: Mover, sqs_factory: ClientFactory, spec: WorkerSpec, bar: Any
-) -> list[weakref.ref[Any]]:
-    """:func:`run_processes`' move; returns weak references to the process-shared locks it
-    made, all released once the mover is back on its own (thread) state."""
+    reports back, then it re-raises."""
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["opslib.aws.sqs.move.workers", "boto3"])
-    local = mover.shared
-    shared = _shared_for_processes(ctx, local)
-    locks = [weakref.ref(shared.budget_lock.lock)]
-    if shared.rate is not None:
-        locks.append(weakref.ref(shared.rate[0].lock))
+    shared = _shared_for_processes(ctx, mover.shared)
     alive_r, alive_w = ctx.Pipe(duplex=False)  # the parent never writes: EOF = parent gone
     shared.alive = alive_r
     plan = plan_processes(spec.settings.workers)
@@ -301,48 +280,8 @@ def _run_processes(
         alive_r.close()
         update_bar()
         mover.tally = Tally.merge([mover.tally.part(), *parts])
-        if shared.stop.is_set():
-            local.stop.set()
-        mover.attach(local)  # what is left to do (release held messages) needs no process
     if interrupted:
         raise KeyboardInterrupt
-    return locks
-
-
-def _helpers_running() -> tuple[bool, bool]:
-    """Whether multiprocessing's forkserver and resource tracker are running in this process."""
-    server = getattr(mp_forkserver, "_forkserver", None)
-    tracker = getattr(mp_resource_tracker, "_resource_tracker", None)
-    return (
-        getattr(server, "_forkserver_pid", None) is not None,
-        getattr(tracker, "_pid", None) is not None,
-    )
-
-
-def _stop_helpers_started(before: tuple[bool, bool], locks: list[weakref.ref[Any]]) -> None:
-    """Stop the forkserver and resource tracker that were not running ``before`` the move.
-
-    Left running, they cost every Jupyter kernel that ran a move 2.5 s at shutdown: ipykernel
-    SIGTERMs its children and waits for them, the resource tracker ignores SIGTERM, and
-    jupyter_client kills the kernel only after half its 5 s shutdown wait. Called once the
-    worker processes have exited (so only this process still holds the helpers' pipes, and
-    closing them ends both), and only when the move's locks are gone (so the tracker has
-    nothing left to unlink and warn about). multiprocessing has no public way to stop them; if
-    its private ``_stop`` is missing or fails, they stay and end with the process, as before.
-    """
-    if any(ref() is not None for ref in locks):
-        gc.collect()  # a reference cycle (the pool, its futures) may still hold them
-        if any(ref() is not None for ref in locks):
-            return
-    server_ran, tracker_ran = before
-    running = _helpers_running()
-    try:
-        if running[0] and not server_ran:
-            mp_forkserver._forkserver._stop()  # type: ignore[attr-defined]
-        if running[1] and not tracker_ran:
-            mp_resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001, S110 - private API changed: the helpers end with the process
-        pass
 
 
 def _with_threads(spec: WorkerSpec, threads: int) -> WorkerSpec:
